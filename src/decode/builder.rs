@@ -1,0 +1,283 @@
+//! Column buffers that can be rolled back.
+//!
+//! Arrow's builders cannot undo an append, but decoding must: when a value
+//! deep inside an attribute turns out not to fit the schema, the whole
+//! attribute goes to the catch-all column, and when a line is malformed, the
+//! whole item goes to the rejects. So each column is a plain buffer with a
+//! `truncate(rows)`, turned into an Arrow array at `finish`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, ListArray, MapArray, StringArray,
+    StructArray, TimestampMicrosecondArray,
+};
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, FieldRef, Fields};
+
+use crate::schema::arrow::data_type;
+use crate::schema::{ColumnType, TimestampSource};
+
+/// What a text column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// `S`, or scalars kept as text.
+    String,
+    /// `N` as exact decimal text.
+    Number,
+    /// Any value as DynamoDB JSON.
+    Json,
+}
+
+#[derive(Debug)]
+pub enum Builder {
+    Text { kind: TextKind, offsets: Vec<i32>, data: Vec<u8>, valid: Vec<bool> },
+    Binary { offsets: Vec<i32>, data: Vec<u8>, valid: Vec<bool> },
+    Int64 { values: Vec<i64>, valid: Vec<bool> },
+    Decimal { scale: u8, values: Vec<i128>, valid: Vec<bool> },
+    Float64 { values: Vec<f64>, valid: Vec<bool> },
+    Boolean { values: Vec<bool>, valid: Vec<bool> },
+    Timestamp { source: TimestampSource, values: Vec<i64>, valid: Vec<bool> },
+    List { set: bool, field: FieldRef, offsets: Vec<i32>, child: Box<Builder>, valid: Vec<bool> },
+    Struct { fields: Fields, children: Vec<Builder>, lookup: HashMap<Box<[u8]>, usize>, valid: Vec<bool> },
+    Map { field: FieldRef, offsets: Vec<i32>, keys: Box<Builder>, values: Box<Builder>, valid: Vec<bool> },
+}
+
+impl Builder {
+    pub fn new(t: &ColumnType) -> Builder {
+        let text = |kind| Builder::Text { kind, offsets: vec![0], data: Vec::new(), valid: Vec::new() };
+        match t {
+            ColumnType::String => text(TextKind::String),
+            ColumnType::Number => text(TextKind::Number),
+            ColumnType::Json => text(TextKind::Json),
+            ColumnType::Binary => Builder::Binary { offsets: vec![0], data: Vec::new(), valid: Vec::new() },
+            ColumnType::Int64 => Builder::Int64 { values: Vec::new(), valid: Vec::new() },
+            ColumnType::Decimal(s) => Builder::Decimal { scale: *s, values: Vec::new(), valid: Vec::new() },
+            ColumnType::Float64 => Builder::Float64 { values: Vec::new(), valid: Vec::new() },
+            ColumnType::Boolean => Builder::Boolean { values: Vec::new(), valid: Vec::new() },
+            ColumnType::Timestamp(source) => Builder::Timestamp { source: *source, values: Vec::new(), valid: Vec::new() },
+            ColumnType::List(e) | ColumnType::Set(e) => {
+                let DataType::List(field) = data_type(t) else { unreachable!("lists map to List") };
+                Builder::List {
+                    set: matches!(t, ColumnType::Set(_)),
+                    field,
+                    offsets: vec![0],
+                    child: Box::new(Builder::new(e)),
+                    valid: Vec::new(),
+                }
+            }
+            ColumnType::Struct(fs) => {
+                let DataType::Struct(fields) = data_type(t) else { unreachable!("structs map to Struct") };
+                Builder::Struct {
+                    fields,
+                    children: fs.iter().map(|f| Builder::new(&f.ty)).collect(),
+                    lookup: fs.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
+                    valid: Vec::new(),
+                }
+            }
+            ColumnType::Map(v) => {
+                let DataType::Map(field, _) = data_type(t) else { unreachable!("maps map to Map") };
+                Builder::Map {
+                    field,
+                    offsets: vec![0],
+                    keys: Box::new(text(TextKind::String)),
+                    values: Box::new(Builder::new(v)),
+                    valid: Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn valid(&self) -> &Vec<bool> {
+        match self {
+            Builder::Text { valid, .. }
+            | Builder::Binary { valid, .. }
+            | Builder::Int64 { valid, .. }
+            | Builder::Decimal { valid, .. }
+            | Builder::Float64 { valid, .. }
+            | Builder::Boolean { valid, .. }
+            | Builder::Timestamp { valid, .. }
+            | Builder::List { valid, .. }
+            | Builder::Struct { valid, .. }
+            | Builder::Map { valid, .. } => valid,
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.valid().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Append a null.
+    pub fn push_null(&mut self) {
+        match self {
+            Builder::Text { offsets, valid, .. } | Builder::Binary { offsets, valid, .. } => {
+                offsets.push(*offsets.last().unwrap());
+                valid.push(false);
+            }
+            Builder::Int64 { values, valid } | Builder::Timestamp { values, valid, .. } => {
+                values.push(0);
+                valid.push(false);
+            }
+            Builder::Decimal { values, valid, .. } => {
+                values.push(0);
+                valid.push(false);
+            }
+            Builder::Float64 { values, valid } => {
+                values.push(0.0);
+                valid.push(false);
+            }
+            Builder::Boolean { values, valid } => {
+                values.push(false);
+                valid.push(false);
+            }
+            Builder::List { offsets, valid, .. } | Builder::Map { offsets, valid, .. } => {
+                offsets.push(*offsets.last().unwrap());
+                valid.push(false);
+            }
+            Builder::Struct { children, valid, .. } => {
+                for c in children {
+                    c.push_null();
+                }
+                valid.push(false);
+            }
+        }
+    }
+
+    /// Drop everything after the first `rows` rows.
+    pub fn truncate(&mut self, rows: usize) {
+        if rows >= self.len() {
+            return;
+        }
+        match self {
+            Builder::Text { offsets, data, valid, .. } | Builder::Binary { offsets, data, valid } => {
+                data.truncate(offsets[rows] as usize);
+                offsets.truncate(rows + 1);
+                valid.truncate(rows);
+            }
+            Builder::Int64 { values, valid } | Builder::Timestamp { values, valid, .. } => {
+                values.truncate(rows);
+                valid.truncate(rows);
+            }
+            Builder::Decimal { values, valid, .. } => {
+                values.truncate(rows);
+                valid.truncate(rows);
+            }
+            Builder::Float64 { values, valid } => {
+                values.truncate(rows);
+                valid.truncate(rows);
+            }
+            Builder::Boolean { values, valid } => {
+                values.truncate(rows);
+                valid.truncate(rows);
+            }
+            Builder::List { offsets, child, valid, .. } => {
+                child.truncate(offsets[rows] as usize);
+                offsets.truncate(rows + 1);
+                valid.truncate(rows);
+            }
+            Builder::Map { offsets, keys, values, valid, .. } => {
+                keys.truncate(offsets[rows] as usize);
+                values.truncate(offsets[rows] as usize);
+                offsets.truncate(rows + 1);
+                valid.truncate(rows);
+            }
+            Builder::Struct { children, valid, .. } => {
+                for c in children {
+                    c.truncate(rows);
+                }
+                valid.truncate(rows);
+            }
+        }
+    }
+
+    /// Roughly how many bytes are buffered (for flushing by size).
+    pub fn byte_size(&self) -> usize {
+        match self {
+            Builder::Text { data, offsets, .. } | Builder::Binary { data, offsets, .. } => data.len() + offsets.len() * 4,
+            Builder::Int64 { values, .. } | Builder::Timestamp { values, .. } => values.len() * 8,
+            Builder::Decimal { values, .. } => values.len() * 16,
+            Builder::Float64 { values, .. } => values.len() * 8,
+            Builder::Boolean { values, .. } => values.len(),
+            Builder::List { child, offsets, .. } => child.byte_size() + offsets.len() * 4,
+            Builder::Map { keys, values, offsets, .. } => keys.byte_size() + values.byte_size() + offsets.len() * 4,
+            Builder::Struct { children, .. } => children.iter().map(Builder::byte_size).sum(),
+        }
+    }
+
+    /// Turn the buffered rows into an Arrow array and start afresh.
+    pub fn finish(&mut self) -> ArrayRef {
+        fn nulls(valid: &mut Vec<bool>) -> Option<NullBuffer> {
+            let v = std::mem::take(valid);
+            if v.iter().all(|b| *b) { None } else { Some(NullBuffer::from(v)) }
+        }
+        fn offsets(o: &mut Vec<i32>) -> OffsetBuffer<i32> {
+            let v = std::mem::replace(o, vec![0]);
+            // Offsets are pushed monotonically from 0 by construction.
+            OffsetBuffer::new(ScalarBuffer::from(v))
+        }
+        match self {
+            Builder::Text { offsets: o, data, valid, .. } => {
+                let n = nulls(valid);
+                let data = Buffer::from_vec(std::mem::take(data));
+                let o = offsets(o);
+                // SAFETY: every byte comes from a line checked to be UTF-8, from
+                // a JSON unescape that writes UTF-8, or from ASCII we write.
+                debug_assert!(std::str::from_utf8(data.as_slice()).is_ok());
+                Arc::new(unsafe { StringArray::new_unchecked(o, data, n) })
+            }
+            Builder::Binary { offsets: o, data, valid } => {
+                let n = nulls(valid);
+                Arc::new(BinaryArray::new(offsets(o), Buffer::from_vec(std::mem::take(data)), n))
+            }
+            Builder::Int64 { values, valid } => {
+                let n = nulls(valid);
+                Arc::new(Int64Array::new(std::mem::take(values).into(), n))
+            }
+            Builder::Decimal { scale, values, valid } => {
+                let n = nulls(valid);
+                let a = Decimal128Array::new(std::mem::take(values).into(), n)
+                    .with_precision_and_scale(38, *scale as i8)
+                    .expect("precision 38 and scale <= 38 are valid");
+                Arc::new(a)
+            }
+            Builder::Float64 { values, valid } => {
+                let n = nulls(valid);
+                Arc::new(Float64Array::new(std::mem::take(values).into(), n))
+            }
+            Builder::Boolean { values, valid } => {
+                let n = nulls(valid);
+                let v = std::mem::take(values);
+                Arc::new(BooleanArray::new(BooleanBuffer::from(v), n))
+            }
+            Builder::Timestamp { values, valid, .. } => {
+                let n = nulls(valid);
+                Arc::new(TimestampMicrosecondArray::new(std::mem::take(values).into(), n).with_timezone("UTC"))
+            }
+            Builder::List { field, offsets: o, child, valid, .. } => {
+                let n = nulls(valid);
+                Arc::new(ListArray::new(field.clone(), offsets(o), child.finish(), n))
+            }
+            Builder::Struct { fields, children, valid, .. } => {
+                let len = valid.len();
+                let n = nulls(valid);
+                let arrays: Vec<ArrayRef> = children.iter_mut().map(Builder::finish).collect();
+                if fields.is_empty() {
+                    return Arc::new(StructArray::new_empty_fields(len, n));
+                }
+                Arc::new(StructArray::new(fields.clone(), arrays, n))
+            }
+            Builder::Map { field, offsets: o, keys, values, valid } => {
+                let n = nulls(valid);
+                let DataType::Struct(entry_fields) = field.data_type() else { unreachable!("map entries are structs") };
+                let entries = StructArray::new(entry_fields.clone(), vec![keys.finish(), values.finish()], None);
+                Arc::new(MapArray::new(field.clone(), offsets(o), entries, n, false))
+            }
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! A minimal, allocation-free JSON cursor over one line.
+//!
+//! DynamoDB JSON is a narrow dialect: objects keyed by attribute names whose
+//! values are one-member objects `{"<descriptor>": value}`. The decoders walk
+//! it with this cursor and write straight into column buffers, so no tree is
+//! built per item. Strings without escapes are returned as slices of the input.
+
+/// A failure at a byte offset of the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    pub offset: usize,
+    pub message: String,
+}
+
+pub type JResult<T> = Result<T, JsonError>;
+
+pub struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Cursor { buf, pos: 0 }
+    }
+
+    #[inline]
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    #[inline]
+    pub fn set_pos(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
+    #[inline]
+    pub fn slice(&self, from: usize, to: usize) -> &'a [u8] {
+        &self.buf[from..to]
+    }
+
+    pub fn err<T>(&self, message: impl Into<String>) -> JResult<T> {
+        Err(JsonError { offset: self.pos, message: message.into() })
+    }
+
+    #[inline]
+    pub fn skip_ws(&mut self) {
+        while let Some(&b) = self.buf.get(self.pos) {
+            if b == b' ' || b == b'\n' || b == b'\r' || b == b'\t' {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The next non-blank byte, not consumed.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.buf.get(self.pos).copied()
+    }
+
+    #[inline]
+    pub fn expect(&mut self, b: u8) -> JResult<()> {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            self.unexpected(&format!("`{}`", b as char))
+        }
+    }
+
+    /// Consume `b` if it is next.
+    #[inline]
+    pub fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn unexpected<T>(&self, wanted: &str) -> JResult<T> {
+        match self.buf.get(self.pos) {
+            Some(&b) => self.err(format!("invalid JSON: expected {wanted}, found `{}`", b as char)),
+            None => self.err(format!("invalid JSON: expected {wanted}, found the end of the line")),
+        }
+    }
+
+    /// After `{` or `,` in an object: is there another member? Consumes `}` or `,`.
+    #[inline]
+    pub fn next_member(&mut self, first: &mut bool) -> JResult<bool> {
+        match self.peek() {
+            Some(b'}') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(b',') if !*first => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b'"') if *first => {
+                *first = false;
+                Ok(true)
+            }
+            _ => self.unexpected(if *first { "`\"` or `}`" } else { "`,` or `}`" }),
+        }
+    }
+
+    /// Like `next_member`, for arrays.
+    #[inline]
+    pub fn next_element(&mut self, first: &mut bool) -> JResult<bool> {
+        match self.peek() {
+            Some(b']') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(b',') if !*first => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(_) if *first => {
+                *first = false;
+                Ok(true)
+            }
+            _ => self.unexpected("`,` or `]`"),
+        }
+    }
+
+    /// A string; returns the raw bytes between the quotes when there are no
+    /// escapes, else unescapes into `scratch` and returns that.
+    #[inline]
+    pub fn string<'s>(&mut self, scratch: &'s mut Vec<u8>) -> JResult<&'s [u8]>
+    where
+        'a: 's,
+    {
+        self.expect(b'"')?;
+        let start = self.pos;
+        match memchr::memchr2(b'"', b'\\', &self.buf[start..]) {
+            Some(i) if self.buf[start + i] == b'"' => {
+                self.pos = start + i + 1;
+                Ok(&self.buf[start..start + i])
+            }
+            Some(i) => {
+                scratch.clear();
+                scratch.extend_from_slice(&self.buf[start..start + i]);
+                self.pos = start + i;
+                self.unescape_rest(scratch)?;
+                Ok(&scratch[..])
+            }
+            None => {
+                self.pos = self.buf.len();
+                self.err("invalid JSON: unterminated string")
+            }
+        }
+    }
+
+    fn unescape_rest(&mut self, out: &mut Vec<u8>) -> JResult<()> {
+        loop {
+            let rest = &self.buf[self.pos..];
+            let Some(i) = memchr::memchr2(b'"', b'\\', rest) else {
+                self.pos = self.buf.len();
+                return self.err("invalid JSON: unterminated string");
+            };
+            out.extend_from_slice(&rest[..i]);
+            self.pos += i;
+            if self.buf[self.pos] == b'"' {
+                self.pos += 1;
+                return Ok(());
+            }
+            self.pos += 1; // the backslash
+            let Some(&e) = self.buf.get(self.pos) else {
+                return self.err("invalid JSON: unterminated escape");
+            };
+            self.pos += 1;
+            match e {
+                b'"' => out.push(b'"'),
+                b'\\' => out.push(b'\\'),
+                b'/' => out.push(b'/'),
+                b'b' => out.push(8),
+                b'f' => out.push(12),
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                b't' => out.push(b'\t'),
+                b'u' => {
+                    let mut cp = self.hex4()?;
+                    if (0xD800..0xDC00).contains(&cp) {
+                        if self.buf.get(self.pos) == Some(&b'\\') && self.buf.get(self.pos + 1) == Some(&b'u') {
+                            self.pos += 2;
+                            let lo = self.hex4()?;
+                            if !(0xDC00..0xE000).contains(&lo) {
+                                return self.err("invalid JSON: unpaired surrogate in \\u escape");
+                            }
+                            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        } else {
+                            return self.err("invalid JSON: unpaired surrogate in \\u escape");
+                        }
+                    } else if (0xDC00..0xE000).contains(&cp) {
+                        return self.err("invalid JSON: unpaired surrogate in \\u escape");
+                    }
+                    let c = char::from_u32(cp).unwrap_or('\u{fffd}');
+                    let mut tmp = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                }
+                other => return self.err(format!("invalid JSON: bad escape `\\{}`", other as char)),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> JResult<u32> {
+        let Some(h) = self.buf.get(self.pos..self.pos + 4) else {
+            return self.err("invalid JSON: short \\u escape");
+        };
+        let s = std::str::from_utf8(h).ok().and_then(|s| u32::from_str_radix(s, 16).ok());
+        match s {
+            Some(v) => {
+                self.pos += 4;
+                Ok(v)
+            }
+            None => self.err("invalid JSON: bad \\u escape"),
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn boolean(&mut self) -> JResult<bool> {
+        self.skip_ws();
+        let rest = &self.buf[self.pos..];
+        if rest.starts_with(b"true") {
+            self.pos += 4;
+            Ok(true)
+        } else if rest.starts_with(b"false") {
+            self.pos += 5;
+            Ok(false)
+        } else {
+            self.unexpected("`true` or `false`")
+        }
+    }
+
+    /// Skip any JSON value, checking that it is well formed; returns its span.
+    pub fn skip_value(&mut self) -> JResult<(usize, usize)> {
+        self.skip_ws();
+        let start = self.pos;
+        let mut scratch = Vec::new();
+        self.skip_inner(&mut scratch, 0)?;
+        Ok((start, self.pos))
+    }
+
+    fn skip_inner(&mut self, scratch: &mut Vec<u8>, depth: usize) -> JResult<()> {
+        if depth > 256 {
+            return self.err("invalid JSON: nested too deeply");
+        }
+        match self.peek() {
+            Some(b'"') => {
+                self.string(scratch)?;
+            }
+            Some(b'{') => {
+                self.pos += 1;
+                let mut first = true;
+                while self.next_member(&mut first)? {
+                    self.string(scratch)?;
+                    self.expect(b':')?;
+                    self.skip_inner(scratch, depth + 1)?;
+                }
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                let mut first = true;
+                while self.next_element(&mut first)? {
+                    self.skip_inner(scratch, depth + 1)?;
+                }
+            }
+            Some(b't') | Some(b'f') => {
+                self.boolean()?;
+            }
+            Some(b'n') if self.buf[self.pos..].starts_with(b"null") => self.pos += 4,
+            Some(b'-' | b'0'..=b'9') => {
+                while let Some(&b) = self.buf.get(self.pos) {
+                    if b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E') {
+                        self.pos += 1;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            _ => return self.unexpected("a JSON value"),
+        }
+        Ok(())
+    }
+
+    /// Only blanks may follow.
+    pub fn end(&mut self) -> JResult<()> {
+        if self.peek().is_some() {
+            return self.unexpected("the end of the line");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_with_and_without_escapes() {
+        let mut s = Vec::new();
+        let mut c = Cursor::new(br#""plain" "a\"b\\c\u00e9\ud83c\udf81\n""#);
+        assert_eq!(c.string(&mut s).unwrap(), b"plain");
+        assert_eq!(c.string(&mut s).unwrap(), "a\"b\\cé🎁\n".as_bytes());
+        assert!(Cursor::new(br#""open"#).string(&mut s).is_err());
+        assert!(Cursor::new(br#""\ud800x""#).string(&mut s).is_err());
+    }
+
+    #[test]
+    fn skip_checks_structure() {
+        let mut c = Cursor::new(br#"{"a":[1,{"b":null}],"c":"d"} tail"#);
+        let (a, b) = c.skip_value().unwrap();
+        assert_eq!(&c.slice(a, b)[..5], br#"{"a":"#);
+        assert!(Cursor::new(br#"{"a":[1,}"#).skip_value().is_err());
+    }
+}

@@ -1,0 +1,666 @@
+//! DynamoDB JSON → Arrow record batches.
+//!
+//! Push-based and I/O-free, like arrow-json's reader: feed decompressed bytes
+//! of a data file with [`ItemDecoder::decode`] (chunk boundaries may fall
+//! anywhere, lines may be any length), take batches with
+//! [`ItemDecoder::flush`]. Each line is parsed straight into column buffers
+//! (no tree per item). Knows types, not files: callers say which file and
+//! line the bytes come from, for error messages.
+//!
+//! The part of a line that holds the item is chosen by an [`Envelope`]:
+//! `Item` for full exports; the item images of incremental-export change
+//! records decode through the same code.
+//!
+//! What the schema cannot hold goes to the catch-all column (attribute by
+//! attribute, as DynamoDB JSON) and is counted; malformed lines are rejected
+//! (kept, with the reason) unless the decoder is strict.
+
+pub mod builder;
+pub mod json;
+pub mod number;
+pub mod time;
+mod value;
+pub(crate) mod walk;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::SchemaRef;
+
+use crate::error::{Error, Position, Result};
+use crate::schema::Schema;
+use crate::schema::infer::{InferOptions, TableStats, order_key};
+use builder::{Builder, TextKind};
+use json::{Cursor, JsonError};
+use value::Ctx;
+use walk::Walk;
+
+/// DynamoDB nests at most 32 levels.
+pub const MAX_DEPTH: usize = 32;
+
+/// Which member of a line's object holds the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// Full exports: `{"Item": {...}}`.
+    Item,
+    /// Incremental exports: the item after the change.
+    NewImage,
+    /// Incremental exports: the item before the change.
+    OldImage,
+    /// Incremental exports: the key attributes.
+    Keys,
+}
+
+impl Envelope {
+    pub fn key(self) -> &'static [u8] {
+        match self {
+            Envelope::Item => b"Item",
+            Envelope::NewImage => b"NewImage",
+            Envelope::OldImage => b"OldImage",
+            Envelope::Keys => b"Keys",
+        }
+    }
+}
+
+/// A decoding failure inside one line.
+#[derive(Debug, Clone)]
+pub(crate) struct DecodeErr {
+    /// Well-formed, but does not fit the schema (goes to the catch-all).
+    pub mismatch: bool,
+    pub offset: usize,
+    pub message: String,
+    /// Innermost first.
+    path: Vec<Seg>,
+}
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl DecodeErr {
+    pub fn malformed(offset: usize, message: impl Into<String>) -> Self {
+        DecodeErr { mismatch: false, offset, message: message.into(), path: Vec::new() }
+    }
+    pub fn mismatch(offset: usize, message: impl Into<String>) -> Self {
+        DecodeErr { mismatch: true, offset, message: message.into(), path: Vec::new() }
+    }
+    pub fn at_key(mut self, k: &[u8]) -> Self {
+        self.path.push(Seg::Key(String::from_utf8_lossy(k).into_owned()));
+        self
+    }
+    pub fn at_index(mut self, i: usize) -> Self {
+        self.path.push(Seg::Index(i));
+        self
+    }
+    /// `lines[3].price`.
+    pub fn path(&self) -> String {
+        let mut s = String::new();
+        for seg in self.path.iter().rev() {
+            match seg {
+                Seg::Key(k) => {
+                    if !s.is_empty() {
+                        s.push('.');
+                    }
+                    s.push_str(k);
+                }
+                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            }
+        }
+        s
+    }
+}
+
+impl From<JsonError> for DecodeErr {
+    fn from(e: JsonError) -> Self {
+        DecodeErr::malformed(e.offset, e.message)
+    }
+}
+
+/// A line that could not be decoded, kept with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub position: Position,
+    pub reason: String,
+    /// The line as it was (lossy UTF-8 if it was not UTF-8).
+    pub line: String,
+}
+
+/// What decoding found, beyond the rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecodeStats {
+    pub items: u64,
+    pub rejected: u64,
+    /// Attribute values sent to the catch-all column.
+    pub extra_values: u64,
+    /// The same, per attribute name.
+    pub extra_by_attribute: BTreeMap<String, u64>,
+}
+
+impl DecodeStats {
+    pub fn merge(&mut self, o: &DecodeStats) {
+        self.items += o.items;
+        self.rejected += o.rejected;
+        self.extra_values += o.extra_values;
+        for (k, v) in &o.extra_by_attribute {
+            *self.extra_by_attribute.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Options of an [`ItemDecoder`].
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Also flush when this many bytes are buffered.
+    pub batch_bytes: usize,
+    /// Fail on the first value the schema cannot hold or the first bad line,
+    /// instead of using the catch-all column and the rejects.
+    pub strict: bool,
+    pub envelope: Envelope,
+    /// Decode only these top-level columns (indices into the schema's fields;
+    /// the catch-all is index `fields.len()`). `None`: all.
+    pub projection: Option<Vec<usize>>,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            batch_size: 8192,
+            batch_bytes: 32 << 20,
+            strict: false,
+            envelope: Envelope::Item,
+            projection: None,
+        }
+    }
+}
+
+/// Decodes lines of DynamoDB JSON into record batches of one schema.
+pub struct ItemDecoder {
+    opts: DecodeOptions,
+    arrow_schema: SchemaRef,
+    attributes: Vec<String>,
+    columns: Vec<Builder>,
+    wanted: Vec<bool>,
+    lookup: HashMap<Box<[u8]>, usize>,
+    extra: Builder,
+    extra_wanted: bool,
+    extra_row: Vec<u8>,
+    rows: usize,
+    carry: Vec<u8>,
+    file: String,
+    line: u64,
+    rejects: Vec<Reject>,
+    stats: DecodeStats,
+    infer_opts: &'static InferOptions,
+    scratch: Vec<u8>,
+    key: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+static DEFAULT_INFER: std::sync::LazyLock<InferOptions> = std::sync::LazyLock::new(InferOptions::default);
+
+impl ItemDecoder {
+    pub fn new(schema: &Schema, opts: DecodeOptions) -> ItemDecoder {
+        let full = schema.arrow_schema();
+        let n = schema.fields.len();
+        let wanted_idx: Vec<usize> = opts.projection.clone().unwrap_or_else(|| (0..=n).collect());
+        let mut wanted = vec![false; n];
+        for &i in &wanted_idx {
+            if i < n {
+                wanted[i] = true;
+            }
+        }
+        let extra_wanted = wanted_idx.contains(&n);
+        let arrow_schema = Arc::new(full.project(&wanted_idx).expect("projection indices are in range"));
+        ItemDecoder {
+            arrow_schema,
+            attributes: schema.fields.iter().map(|f| f.attribute.clone()).collect(),
+            columns: schema.fields.iter().map(|f| Builder::new(&f.ty)).collect(),
+            wanted,
+            lookup: schema.fields.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
+            extra: Builder::new(&crate::schema::ColumnType::Json),
+            extra_wanted,
+            extra_row: Vec::new(),
+            rows: 0,
+            carry: Vec::new(),
+            file: String::new(),
+            line: 0,
+            rejects: Vec::new(),
+            stats: DecodeStats::default(),
+            infer_opts: &DEFAULT_INFER,
+            scratch: Vec::new(),
+            key: Vec::new(),
+            bytes: Vec::new(),
+            opts,
+        }
+    }
+
+    /// The schema of the batches this decoder produces.
+    pub fn schema(&self) -> SchemaRef {
+        self.arrow_schema.clone()
+    }
+
+    /// Start a new data file; line numbers restart at 1.
+    pub fn start_file(&mut self, name: &str) {
+        debug_assert!(self.carry.is_empty(), "finish_file before start_file");
+        self.file.clear();
+        self.file.push_str(name);
+        self.line = 0;
+    }
+
+    /// Rows buffered and not yet flushed.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// A batch is full (rows or bytes): call `flush`.
+    pub fn is_full(&self) -> bool {
+        self.rows >= self.opts.batch_size
+            || (self.rows % 64 == 0 && self.buffered_bytes() >= self.opts.batch_bytes)
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.columns.iter().map(Builder::byte_size).sum::<usize>() + self.extra.byte_size()
+    }
+
+    /// Feed bytes. Returns how many were consumed: fewer than given when the
+    /// batch filled up (flush, then feed the rest).
+    pub fn decode(&mut self, buf: &[u8]) -> Result<usize> {
+        let mut pos = 0;
+        // Finish a line started in an earlier chunk.
+        if !self.carry.is_empty() {
+            match memchr::memchr(b'\n', buf) {
+                None => {
+                    self.carry.extend_from_slice(buf);
+                    return Ok(buf.len());
+                }
+                Some(i) => {
+                    self.carry.extend_from_slice(&buf[..i]);
+                    let line = std::mem::take(&mut self.carry);
+                    self.line(&line)?;
+                    self.carry = line;
+                    self.carry.clear();
+                    pos = i + 1;
+                }
+            }
+        }
+        while pos < buf.len() {
+            if self.is_full() {
+                return Ok(pos);
+            }
+            match memchr::memchr(b'\n', &buf[pos..]) {
+                Some(i) => {
+                    self.line(&buf[pos..pos + i])?;
+                    pos += i + 1;
+                }
+                None => {
+                    self.carry.extend_from_slice(&buf[pos..]);
+                    pos = buf.len();
+                }
+            }
+        }
+        Ok(pos)
+    }
+
+    /// The data file ended: decode a last line without a newline.
+    pub fn finish_file(&mut self) -> Result<()> {
+        if !self.carry.is_empty() {
+            let line = std::mem::take(&mut self.carry);
+            self.line(&line)?;
+        }
+        Ok(())
+    }
+
+    /// Take the buffered rows as a batch.
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.arrow_schema.fields().len());
+        for (c, w) in self.columns.iter_mut().zip(&self.wanted) {
+            if *w {
+                arrays.push(c.finish());
+            }
+        }
+        if self.extra_wanted {
+            arrays.push(self.extra.finish());
+        }
+        let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.rows));
+        self.rows = 0;
+        RecordBatch::try_new_with_options(self.arrow_schema.clone(), arrays, &opts)
+            .map(Some)
+            .map_err(|e| Error::engine(format!("building a batch from {}", self.file), e))
+    }
+
+    /// Lines that could not be decoded since the last call.
+    pub fn take_rejects(&mut self) -> Vec<Reject> {
+        std::mem::take(&mut self.rejects)
+    }
+
+    pub fn stats(&self) -> &DecodeStats {
+        &self.stats
+    }
+
+    fn line(&mut self, line: &[u8]) -> Result<()> {
+        self.line += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let row = self.rows;
+        match self.item(line) {
+            Ok(()) => {
+                self.rows += 1;
+                self.stats.items += 1;
+                Ok(())
+            }
+            Err(e) => {
+                for (c, w) in self.columns.iter_mut().zip(&self.wanted) {
+                    if *w {
+                        c.truncate(row);
+                    }
+                }
+                self.extra.truncate(row);
+                let position = Position { file: self.file.clone(), line: self.line, path: e.path() };
+                let message = if e.mismatch {
+                    format!("{} (--strict)", e.message)
+                } else {
+                    format!("{} (byte {})", e.message, e.offset + 1)
+                };
+                if self.opts.strict {
+                    return Err(Error::Decode { position, message });
+                }
+                self.stats.rejected += 1;
+                self.rejects.push(Reject { position, reason: message, line: String::from_utf8_lossy(line).into_owned() });
+                Ok(())
+            }
+        }
+    }
+
+    fn item(&mut self, line: &[u8]) -> Result<(), DecodeErr> {
+        if let Err(e) = std::str::from_utf8(line) {
+            return Err(DecodeErr::malformed(e.valid_up_to(), "the line is not valid UTF-8"));
+        }
+        let mut cur = Cursor::new(line);
+        let mut ctx = Ctx {
+            scratch: std::mem::take(&mut self.scratch),
+            key: std::mem::take(&mut self.key),
+            walk: Walk::new(self.infer_opts),
+        };
+        ctx.walk.bytes = std::mem::take(&mut self.bytes);
+        let r = self.envelope(&mut cur, &mut ctx);
+        self.scratch = ctx.scratch;
+        self.key = ctx.key;
+        self.bytes = ctx.walk.bytes;
+        r
+    }
+
+    fn envelope(&mut self, cur: &mut Cursor, ctx: &mut Ctx) -> Result<(), DecodeErr> {
+        let want = self.opts.envelope.key();
+        cur.expect(b'{')?;
+        let mut first = true;
+        let mut found = false;
+        while cur.next_member(&mut first)? {
+            let k = cur.string(&mut ctx.scratch)?;
+            let is_item = k == want;
+            cur.expect(b':')?;
+            if is_item && !found {
+                found = true;
+                self.attributes_of(cur, ctx)?;
+            } else {
+                cur.skip_value()?;
+            }
+        }
+        cur.end()?;
+        if !found {
+            return Err(DecodeErr::malformed(0, format!("the line has no `{}`", String::from_utf8_lossy(want))));
+        }
+        Ok(())
+    }
+
+    /// The item object: one member per attribute.
+    fn attributes_of(&mut self, cur: &mut Cursor, ctx: &mut Ctx) -> Result<(), DecodeErr> {
+        let row = self.rows;
+        self.extra_row.clear();
+        cur.expect(b'{')?;
+        let mut first = true;
+        while cur.next_member(&mut first)? {
+            let k = cur.string(&mut ctx.scratch)?;
+            ctx.key.clear();
+            ctx.key.extend_from_slice(k);
+            cur.expect(b':')?;
+            cur.skip_ws();
+            let start = cur.pos();
+            let col = self.lookup.get(ctx.key.as_slice()).copied();
+            match col {
+                Some(i) if self.wanted[i] => {
+                    if self.columns[i].len() != row {
+                        return Err(DecodeErr::malformed(start, "the attribute appears twice").at_key(&ctx.key));
+                    }
+                    let key = std::mem::take(&mut ctx.key);
+                    let r = value::decode_value(&mut self.columns[i], cur, ctx, 1);
+                    ctx.key = key;
+                    match r {
+                        Ok(()) => {}
+                        Err(e) if e.mismatch && !self.opts.strict => {
+                            self.columns[i].truncate(row);
+                            cur.set_pos(start);
+                            ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(&ctx.key))?;
+                            self.to_extra(&ctx.key, cur.slice(start, cur.pos()));
+                        }
+                        Err(e) => return Err(e.at_key(&ctx.key)),
+                    }
+                }
+                Some(_) => {
+                    cur.skip_value()?;
+                }
+                None => {
+                    if self.opts.strict {
+                        return Err(DecodeErr::mismatch(start, "the attribute is not in the schema").at_key(&ctx.key));
+                    }
+                    ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(&ctx.key))?;
+                    if self.extra_wanted {
+                        self.to_extra(&ctx.key, cur.slice(start, cur.pos()));
+                    }
+                }
+            }
+        }
+        for (c, w) in self.columns.iter_mut().zip(&self.wanted) {
+            if *w && c.len() == row {
+                c.push_null();
+            }
+        }
+        if let Builder::Text { offsets, data, valid, .. } = &mut self.extra {
+            if self.extra_row.is_empty() {
+                offsets.push(data.len() as i32);
+                valid.push(false);
+            } else {
+                data.push(b'{');
+                data.extend_from_slice(&self.extra_row);
+                data.push(b'}');
+                offsets.push(data.len() as i32);
+                valid.push(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Add `"name": value` to this row's catch-all object.
+    fn to_extra(&mut self, name: &[u8], raw: &[u8]) {
+        if !self.extra_row.is_empty() {
+            self.extra_row.push(b',');
+        }
+        let name = String::from_utf8_lossy(name);
+        let mut quoted = String::with_capacity(name.len() + 2);
+        crate::value::write_json_string(&name, &mut quoted);
+        self.extra_row.extend_from_slice(quoted.as_bytes());
+        self.extra_row.push(b':');
+        self.extra_row.extend_from_slice(raw);
+        self.stats.extra_values += 1;
+        match self.stats.extra_by_attribute.get_mut(name.as_ref()) {
+            Some(n) => *n += 1,
+            None => {
+                self.stats.extra_by_attribute.insert(name.into_owned(), 1);
+            }
+        }
+    }
+
+    /// The attribute names of the schema, in column order.
+    pub fn attributes(&self) -> &[String] {
+        &self.attributes
+    }
+}
+
+/// Gathers schema statistics from lines of DynamoDB JSON; the inference
+/// counterpart of [`ItemDecoder`], with the same framing rules.
+pub struct Inferrer<'o> {
+    pub stats: TableStats,
+    walk: Walk<'o>,
+    envelope: Envelope,
+    file_index: usize,
+    file: String,
+    line: u64,
+    carry: Vec<u8>,
+    key: Vec<u8>,
+    /// Stop after this many items (sampling).
+    pub limit: Option<u64>,
+}
+
+impl<'o> Inferrer<'o> {
+    pub fn new(opts: &'o InferOptions, envelope: Envelope) -> Self {
+        Inferrer {
+            stats: TableStats::default(),
+            walk: Walk::new(opts),
+            envelope,
+            file_index: 0,
+            file: String::new(),
+            line: 0,
+            carry: Vec::new(),
+            key: Vec::new(),
+            limit: None,
+        }
+    }
+
+    pub fn start_file(&mut self, index: usize, name: &str) {
+        self.file_index = index;
+        self.file = name.to_string();
+        self.line = 0;
+        self.carry.clear();
+    }
+
+    /// True once the sampling limit is reached.
+    pub fn done(&self) -> bool {
+        self.limit.is_some_and(|l| self.stats.items >= l)
+    }
+
+    pub fn feed(&mut self, buf: &[u8]) -> Result<()> {
+        let mut pos = 0;
+        if !self.carry.is_empty() {
+            match memchr::memchr(b'\n', buf) {
+                None => {
+                    self.carry.extend_from_slice(buf);
+                    return Ok(());
+                }
+                Some(i) => {
+                    self.carry.extend_from_slice(&buf[..i]);
+                    let line = std::mem::take(&mut self.carry);
+                    self.line(&line)?;
+                    self.carry = line;
+                    self.carry.clear();
+                    pos = i + 1;
+                }
+            }
+        }
+        while pos < buf.len() && !self.done() {
+            match memchr::memchr(b'\n', &buf[pos..]) {
+                Some(i) => {
+                    self.line(&buf[pos..pos + i])?;
+                    pos += i + 1;
+                }
+                None => {
+                    self.carry.extend_from_slice(&buf[pos..]);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish_file(&mut self) -> Result<()> {
+        if !self.carry.is_empty() && !self.done() {
+            let line = std::mem::take(&mut self.carry);
+            self.line(&line)?;
+        }
+        self.carry.clear();
+        Ok(())
+    }
+
+    fn line(&mut self, line: &[u8]) -> Result<()> {
+        self.line += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        // Malformed lines are left for the decoding pass to reject with
+        // their position; they add nothing to the schema.
+        let mut staged = TableStats::default();
+        if self.infer_line(line, &mut staged).is_ok() {
+            self.stats.merge(staged);
+            self.stats.items += 1;
+        }
+        Ok(())
+    }
+
+    fn infer_line(&mut self, line: &[u8], into: &mut TableStats) -> Result<(), DecodeErr> {
+        if std::str::from_utf8(line).is_err() {
+            return Err(DecodeErr::malformed(0, "not UTF-8"));
+        }
+        let mut cur = Cursor::new(line);
+        let want = self.envelope.key();
+        cur.expect(b'{')?;
+        let mut first = true;
+        let mut found = false;
+        while cur.next_member(&mut first)? {
+            let is_item = cur.string(&mut self.walk.scratch)? == want;
+            cur.expect(b':')?;
+            if !is_item || found {
+                cur.skip_value()?;
+                continue;
+            }
+            found = true;
+            cur.expect(b'{')?;
+            let mut first_attr = true;
+            let mut pos = 0;
+            while cur.next_member(&mut first_attr)? {
+                let k = cur.string(&mut self.walk.scratch)?;
+                self.key.clear();
+                self.key.extend_from_slice(k);
+                cur.expect(b':')?;
+                let name = std::str::from_utf8(&self.key).unwrap_or_default();
+                let order = order_key(self.file_index, self.line, pos);
+                self.walk.order = order;
+                let s = into.attr(name, order);
+                self.walk.value(&mut cur, Some(s), 1)?;
+                pos += 1;
+            }
+        }
+        cur.end()?;
+        if !found {
+            return Err(DecodeErr::malformed(0, "no item"));
+        }
+        Ok(())
+    }
+}
+
+/// Re-exported for the property tests.
+pub use value::parse_number;
+
+#[allow(unused_imports)]
+use TextKind as _;

@@ -1,0 +1,189 @@
+//! Exact parsing of DynamoDB numbers (`N`).
+//!
+//! A number is kept as `mantissa × 10^exp` with up to 38 significant digits,
+//! which is what DynamoDB stores. Nothing here goes through `f64`.
+
+/// A parsed `N` value: `(-1)^neg × mantissa × 10^exp`, normalised so the
+/// mantissa has no trailing zeros (zero is `0 × 10^0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Number {
+    pub neg: bool,
+    pub mantissa: u128,
+    pub digits: u32,
+    pub exp: i32,
+    /// More than 38 significant digits: only exact text can hold it.
+    pub too_long: bool,
+}
+
+pub const MAX_DIGITS: u32 = 38;
+
+impl Number {
+    /// Parse DynamoDB number text. `None` when it is not a number.
+    pub fn parse(s: &[u8]) -> Option<Number> {
+        let mut i = 0;
+        let neg = match s.first() {
+            Some(b'-') => {
+                i = 1;
+                true
+            }
+            Some(b'+') => {
+                i = 1;
+                false
+            }
+            _ => false,
+        };
+        let mut mantissa: u128 = 0;
+        let mut digits = 0u32;
+        let mut pending_zeros = 0u32; // zeros after the last non-zero digit
+        let mut exp: i64 = 0;
+        let mut too_long = false;
+        let mut seen_digit = false;
+        let mut seen_dot = false;
+        while i < s.len() {
+            let b = s[i];
+            match b {
+                b'0'..=b'9' => {
+                    seen_digit = true;
+                    if seen_dot {
+                        exp -= 1;
+                    }
+                    if b == b'0' {
+                        if digits > 0 {
+                            pending_zeros += 1;
+                        }
+                    } else {
+                        if digits + pending_zeros + 1 > MAX_DIGITS {
+                            too_long = true;
+                        } else {
+                            for _ in 0..pending_zeros {
+                                mantissa *= 10;
+                            }
+                            mantissa = mantissa * 10 + u128::from(b - b'0');
+                        }
+                        digits += pending_zeros + 1;
+                        pending_zeros = 0;
+                    }
+                }
+                b'.' if !seen_dot => seen_dot = true,
+                b'e' | b'E' => break,
+                _ => return None,
+            }
+            i += 1;
+        }
+        if !seen_digit {
+            return None;
+        }
+        // Trailing zeros of the mantissa go into the exponent.
+        exp += i64::from(pending_zeros);
+        if i < s.len() {
+            i += 1; // e
+            let (eneg, start) = match s.get(i) {
+                Some(b'-') => (true, i + 1),
+                Some(b'+') => (false, i + 1),
+                _ => (false, i),
+            };
+            if start >= s.len() || s.len() - start > 6 {
+                return None;
+            }
+            let mut e: i64 = 0;
+            for &b in &s[start..] {
+                if !b.is_ascii_digit() {
+                    return None;
+                }
+                e = e * 10 + i64::from(b - b'0');
+            }
+            exp += if eneg { -e } else { e };
+        }
+        if digits == 0 {
+            return Some(Number { neg: false, mantissa: 0, digits: 0, exp: 0, too_long: false });
+        }
+        if too_long {
+            // The mantissa is meaningless; keep digits and exponent for typing.
+            mantissa = 0;
+        }
+        let exp = i32::try_from(exp).ok()?;
+        Some(Number { neg, mantissa, digits, exp, too_long })
+    }
+
+    /// Digits after the decimal point needed to hold it exactly.
+    pub fn scale(&self) -> u32 {
+        if self.exp < 0 { self.exp.unsigned_abs() } else { 0 }
+    }
+
+    /// Digits before the decimal point.
+    pub fn int_digits(&self) -> u32 {
+        (self.digits as i64 + self.exp as i64).max(0) as u32
+    }
+
+    pub fn to_i64(&self) -> Option<i64> {
+        if self.too_long || self.exp < 0 {
+            return None;
+        }
+        if self.mantissa == 0 {
+            return Some(0);
+        }
+        if self.int_digits() > 19 {
+            return None;
+        }
+        let v = self.mantissa.checked_mul(10u128.checked_pow(self.exp as u32)?)?;
+        if self.neg {
+            if v <= i64::MAX as u128 + 1 { Some((v as i128).wrapping_neg() as i64) } else { None }
+        } else {
+            i64::try_from(v).ok()
+        }
+    }
+
+    /// The value as an `i128` at `scale` (for Decimal128(38, scale)), when it fits.
+    pub fn to_decimal(&self, scale: u32) -> Option<i128> {
+        if self.too_long || self.scale() > scale || self.int_digits() + scale > MAX_DIGITS {
+            return None;
+        }
+        if self.mantissa == 0 {
+            return Some(0);
+        }
+        let shift = (self.exp + scale as i32) as u32;
+        let v = self.mantissa.checked_mul(10u128.checked_pow(shift)?)?;
+        let v = i128::try_from(v).ok()?;
+        Some(if self.neg { -v } else { v })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Number {
+        Number::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn integers_and_decimals() {
+        assert_eq!(n("0").to_i64(), Some(0));
+        assert_eq!(n("-0.0").to_i64(), Some(0));
+        assert_eq!(n("42").to_i64(), Some(42));
+        assert_eq!(n("1.5E1").to_i64(), Some(15));
+        assert_eq!(n("9223372036854775807").to_i64(), Some(i64::MAX));
+        assert_eq!(n("-9223372036854775808").to_i64(), Some(i64::MIN));
+        assert_eq!(n("9223372036854775808").to_i64(), None);
+        assert_eq!(n("99.99").to_i64(), None);
+        assert_eq!(n("99.99").to_decimal(2), Some(9999));
+        assert_eq!(n("99.99").to_decimal(3), Some(99990));
+        assert_eq!(n("99.99").to_decimal(1), None);
+        assert_eq!(n("-0.005").to_decimal(3), Some(-5));
+        assert_eq!(n("1200").exp, 2);
+    }
+
+    #[test]
+    fn limits() {
+        let big = n("1E+125");
+        assert_eq!((big.int_digits(), big.to_i64(), big.to_decimal(0)), (126, None, None));
+        let tiny = n("-1E-130");
+        assert_eq!((tiny.scale(), tiny.to_decimal(38)), (130, None));
+        let d38 = n("12345678901234567890123456789012345678");
+        assert_eq!(d38.to_decimal(0), Some(12345678901234567890123456789012345678));
+        assert!(n("123456789012345678901234567890123456789").too_long);
+        for bad in ["", "-", ".", "1.2.3", "1e", "abc", "1e+", "0x10", "1 "] {
+            assert!(Number::parse(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! One attribute value into one column buffer: the type dispatch.
+//!
+//! A value that is well formed but does not fit the column's type returns a
+//! *mismatch* (the caller rolls the column back and sends the attribute to the
+//! catch-all); anything malformed returns a *malformed* error (the item is
+//! rejected). Numbers never pass through `f64` unless the column is `double`.
+
+use super::builder::{Builder, TextKind};
+use super::json::Cursor;
+use super::number::Number;
+use super::walk::{self, Walk};
+use super::{DecodeErr, MAX_DEPTH, time};
+use crate::schema::TimestampSource;
+use crate::schema::infer::Desc;
+
+/// Scratch space reused across values.
+pub(crate) struct Ctx<'o> {
+    pub scratch: Vec<u8>,
+    pub key: Vec<u8>,
+    pub walk: Walk<'o>,
+}
+
+/// Decode `{"<desc>": value}` at the cursor into `b`.
+pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, depth: usize) -> Result<(), DecodeErr> {
+    if depth > MAX_DEPTH {
+        return Err(DecodeErr::malformed(cur.pos(), format!("nested deeper than DynamoDB's {MAX_DEPTH} levels")));
+    }
+    if let Builder::Text { kind: TextKind::Json, offsets, data, valid } = b {
+        // Kept verbatim, after the same checks as any value.
+        cur.skip_ws();
+        let start = cur.pos();
+        ctx.walk.value(cur, None, depth)?;
+        data.extend_from_slice(cur.slice(start, cur.pos()));
+        offsets.push(data.len() as i32);
+        valid.push(true);
+        return Ok(());
+    }
+    cur.expect(b'{')?;
+    let desc = walk::descriptor(cur, &mut ctx.scratch)?;
+    cur.expect(b':')?;
+    match desc {
+        Desc::Null => {
+            walk::null_true(cur)?;
+            b.push_null();
+        }
+        Desc::S | Desc::N | Desc::B => {
+            let text = cur.string(&mut ctx.scratch)?;
+            push_scalar(b, desc, text, cur, &mut ctx.walk.bytes)?;
+        }
+        Desc::Bool => {
+            let v = cur.boolean()?;
+            match b {
+                Builder::Boolean { values, valid } => {
+                    values.push(v);
+                    valid.push(true);
+                }
+                Builder::Text { kind: TextKind::String, offsets, data, valid } => {
+                    data.extend_from_slice(if v { b"true" } else { b"false" });
+                    offsets.push(data.len() as i32);
+                    valid.push(true);
+                }
+                _ => return Err(mismatch(cur, desc, b)),
+            }
+        }
+        Desc::M => match b {
+            Builder::Struct { children, lookup, valid, .. } => {
+                let row = valid.len();
+                cur.expect(b'{')?;
+                let mut first = true;
+                while cur.next_member(&mut first)? {
+                    let k = cur.string(&mut ctx.scratch)?;
+                    ctx.key.clear();
+                    ctx.key.extend_from_slice(k);
+                    cur.expect(b':')?;
+                    let Some(&i) = lookup.get(ctx.key.as_slice()) else {
+                        let name = String::from_utf8_lossy(&ctx.key).into_owned();
+                        return Err(DecodeErr::mismatch(cur.pos(), format!("map member `{name}` is not in the schema")));
+                    };
+                    let child = &mut children[i];
+                    if child.len() != row {
+                        return Err(DecodeErr::malformed(cur.pos(), "a map member appears twice").at_key(&ctx.key));
+                    }
+                    let key = std::mem::take(&mut ctx.key);
+                    let r = decode_value(child, cur, ctx, depth + 1).map_err(|e| e.at_key(&key));
+                    ctx.key = key;
+                    r?;
+                }
+                for c in children.iter_mut() {
+                    if c.len() == row {
+                        c.push_null();
+                    }
+                }
+                valid.push(true);
+            }
+            Builder::Map { offsets, keys, values, valid, .. } => {
+                cur.expect(b'{')?;
+                let mut first = true;
+                let mut n = 0i32;
+                while cur.next_member(&mut first)? {
+                    let k = cur.string(&mut ctx.scratch)?;
+                    ctx.key.clear();
+                    ctx.key.extend_from_slice(k);
+                    cur.expect(b':')?;
+                    if let Builder::Text { offsets, data, valid, .. } = keys.as_mut() {
+                        data.extend_from_slice(&ctx.key);
+                        offsets.push(data.len() as i32);
+                        valid.push(true);
+                    }
+                    let key = std::mem::take(&mut ctx.key);
+                    let r = decode_value(values, cur, ctx, depth + 1).map_err(|e| e.at_key(&key));
+                    ctx.key = key;
+                    r?;
+                    n += 1;
+                }
+                offsets.push(offsets.last().unwrap() + n);
+                valid.push(true);
+            }
+            _ => return Err(mismatch(cur, desc, b)),
+        },
+        Desc::L => match b {
+            Builder::List { set: false, offsets, child, valid, .. } => {
+                cur.expect(b'[')?;
+                let mut first = true;
+                let mut n = 0i32;
+                while cur.next_element(&mut first)? {
+                    decode_value(child, cur, ctx, depth + 1).map_err(|e| e.at_index(n as usize))?;
+                    n += 1;
+                }
+                offsets.push(offsets.last().unwrap() + n);
+                valid.push(true);
+            }
+            _ => return Err(mismatch(cur, desc, b)),
+        },
+        Desc::SS | Desc::NS | Desc::BS => {
+            let elem = match desc {
+                Desc::SS => Desc::S,
+                Desc::NS => Desc::N,
+                _ => Desc::B,
+            };
+            match b {
+                Builder::List { set: true, offsets, child, valid, .. } => {
+                    let start = child.len();
+                    cur.expect(b'[')?;
+                    let mut first = true;
+                    let mut n = 0i32;
+                    while cur.next_element(&mut first)? {
+                        let text = cur.string(&mut ctx.scratch)?;
+                        push_scalar(child, elem, text, cur, &mut ctx.walk.bytes).map_err(|e| e.at_index(n as usize))?;
+                        n += 1;
+                    }
+                    if has_duplicates(child, start) {
+                        return Err(DecodeErr::malformed(cur.pos(), format!("{} set holds a duplicate member", desc.name())));
+                    }
+                    offsets.push(offsets.last().unwrap() + n);
+                    valid.push(true);
+                }
+                _ => return Err(mismatch(cur, desc, b)),
+            }
+        }
+    }
+    cur.expect(b'}')?;
+    Ok(())
+}
+
+fn mismatch(cur: &Cursor, desc: Desc, b: &Builder) -> DecodeErr {
+    DecodeErr::mismatch(cur.pos(), format!("a {} value does not fit a {} column", desc.name(), kind_name(b)))
+}
+
+fn kind_name(b: &Builder) -> &'static str {
+    match b {
+        Builder::Text { kind: TextKind::String, .. } => "string",
+        Builder::Text { kind: TextKind::Number, .. } => "number",
+        Builder::Text { kind: TextKind::Json, .. } => "json",
+        Builder::Binary { .. } => "binary",
+        Builder::Int64 { .. } => "bigint",
+        Builder::Decimal { .. } => "decimal",
+        Builder::Float64 { .. } => "double",
+        Builder::Boolean { .. } => "boolean",
+        Builder::Timestamp { .. } => "timestamp",
+        Builder::List { set: true, .. } => "set",
+        Builder::List { .. } => "list",
+        Builder::Struct { .. } => "struct",
+        Builder::Map { .. } => "map",
+    }
+}
+
+/// An `S`, `N` or `B` value's text into a scalar column.
+#[inline]
+fn push_scalar(b: &mut Builder, desc: Desc, text: &[u8], cur: &Cursor, bytes: &mut Vec<u8>) -> Result<(), DecodeErr> {
+    match (b, desc) {
+        (Builder::Text { kind: TextKind::String, offsets, data, valid }, _) => {
+            match desc {
+                Desc::N => {
+                    walk::number(cur, text)?;
+                }
+                Desc::B => {
+                    bytes.clear();
+                    walk::base64_into(cur, text, bytes)?;
+                }
+                _ => {}
+            }
+            data.extend_from_slice(text);
+            offsets.push(data.len() as i32);
+            valid.push(true);
+        }
+        (Builder::Text { kind: TextKind::Number, offsets, data, valid }, Desc::N) => {
+            walk::number(cur, text)?;
+            data.extend_from_slice(text);
+            offsets.push(data.len() as i32);
+            valid.push(true);
+        }
+        (Builder::Binary { offsets, data, valid }, Desc::B) => {
+            walk::base64_into(cur, text, data)?;
+            offsets.push(data.len() as i32);
+            valid.push(true);
+        }
+        (Builder::Int64 { values, valid }, Desc::N) => {
+            let v = int64(text).map_or_else(
+                || {
+                    let n = walk::number(cur, text)?;
+                    n.to_i64().ok_or_else(|| does_not_fit(cur, text, "bigint"))
+                },
+                Ok,
+            )?;
+            values.push(v);
+            valid.push(true);
+        }
+        (Builder::Decimal { scale, values, valid }, Desc::N) => {
+            let n = walk::number(cur, text)?;
+            let v = n.to_decimal(u32::from(*scale)).ok_or_else(|| does_not_fit(cur, text, &format!("decimal(38,{scale})")))?;
+            values.push(v);
+            valid.push(true);
+        }
+        (Builder::Float64 { values, valid }, Desc::N) => {
+            walk::number(cur, text)?;
+            // Checked above to be a number; Rust's parse is correctly rounded.
+            let v: f64 = std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
+            values.push(v);
+            valid.push(true);
+        }
+        (Builder::Timestamp { source, values, valid }, d) => {
+            let source = *source;
+            let v = match (source, d) {
+                (TimestampSource::Iso8601, Desc::S) => time::parse_iso8601(text),
+                (TimestampSource::Iso8601, _) => None,
+                (_, Desc::N) => time::from_epoch(&walk::number(cur, text)?, source),
+                _ => None,
+            };
+            let v = v.ok_or_else(|| does_not_fit(cur, text, "timestamp"))?;
+            values.push(v);
+            valid.push(true);
+        }
+        (b, d) => return Err(mismatch(cur, d, b)),
+    }
+    Ok(())
+}
+
+/// Fast path for plain integers (`-?[0-9]{1,18}`); anything else goes the long way.
+#[inline]
+fn int64(text: &[u8]) -> Option<i64> {
+    let (neg, digits) = match text.first()? {
+        b'-' => (true, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 || (digits[0] == b'0' && digits.len() > 1) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(if neg { -v } else { v })
+}
+
+fn does_not_fit(cur: &Cursor, text: &[u8], ty: &str) -> DecodeErr {
+    DecodeErr::mismatch(cur.pos(), format!("value `{}` does not fit {ty}", String::from_utf8_lossy(text)))
+}
+
+/// Did the last set appended to `child` (from row `start`) repeat a member?
+fn has_duplicates(child: &Builder, start: usize) -> bool {
+    let n = child.len() - start;
+    if n < 2 {
+        return false;
+    }
+    match child {
+        Builder::Text { offsets, data, .. } | Builder::Binary { offsets, data, .. } => {
+            let item = |i: usize| &data[offsets[i] as usize..offsets[i + 1] as usize];
+            let mut v: Vec<&[u8]> = (start..child.len()).map(item).collect();
+            v.sort_unstable();
+            v.windows(2).any(|w| w[0] == w[1])
+        }
+        Builder::Int64 { values, .. } | Builder::Timestamp { values, .. } => {
+            let mut v = values[start..].to_vec();
+            v.sort_unstable();
+            v.windows(2).any(|w| w[0] == w[1])
+        }
+        Builder::Decimal { values, .. } => {
+            let mut v = values[start..].to_vec();
+            v.sort_unstable();
+            v.windows(2).any(|w| w[0] == w[1])
+        }
+        _ => false,
+    }
+}
+
+/// Exposed for tests of the number path.
+pub fn parse_number(text: &str) -> Option<Number> {
+    Number::parse(text.as_bytes())
+}

@@ -1,0 +1,101 @@
+//! The library's one error type.
+//!
+//! Every variant that is about data names where the data came from: the file
+//! (an S3 key or a local path), the line, and the attribute path inside the item
+//! (`lines[3].price`). The CLI prints the whole chain; it never has to guess.
+
+use std::fmt;
+
+/// Where in an export a problem was found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    /// The data file (bucket-relative key or local path).
+    pub file: String,
+    /// 1-based line number inside the decompressed data file, 0 when unknown.
+    pub line: u64,
+    /// Attribute path inside the item, such as `lines[3].price`; empty for the whole line.
+    pub path: String,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if !self.path.is_empty() {
+            write!(f, " at `{}`", self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors raised by dynolake.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user asked for something that cannot work (bad location, bad option).
+    #[error("{0}")]
+    Usage(String),
+
+    /// Talking to a store (local disk or S3) failed.
+    #[error("{context}: {source}")]
+    Store {
+        context: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// Local I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A manifest is malformed or inconsistent.
+    #[error("manifest {file}: {message}")]
+    Manifest { file: String, message: String },
+
+    /// No export, or not the one asked for, at a location.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A data file does not match what the manifest promises.
+    #[error("verification failed: {0}")]
+    Verify(String),
+
+    /// A data line could not be decoded.
+    #[error("{position}: {message}")]
+    Decode { position: Position, message: String },
+
+    /// A schema file is malformed, or data does not fit it under `--strict`.
+    #[error("schema: {0}")]
+    Schema(String),
+
+    /// Arrow, Parquet or DataFusion failed.
+    #[error("{context}: {message}")]
+    Engine { context: String, message: String },
+}
+
+impl Error {
+    pub fn store(context: impl Into<String>, source: object_store::Error) -> Self {
+        Error::Store { context: context.into(), source }
+    }
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+    pub fn manifest(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Manifest { file: file.into(), message: message.into() }
+    }
+    pub fn engine(context: impl Into<String>, err: impl fmt::Display) -> Self {
+        Error::Engine { context: context.into(), message: err.to_string() }
+    }
+    /// True when the error is about the data or its verification, as opposed
+    /// to how the tool was called. The CLI maps this to exit status 1 vs 2.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::Usage(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,28 @@
+//! dynolake turns Amazon DynamoDB exports into analytics-ready data.
+//!
+//! The library is laid out as the pipeline it runs, data flowing one way:
+//!
+//! - [`store`]: locations (local paths, `s3://`) behind one `object_store` switch;
+//! - [`export`]: find exports, parse and check their manifests (knows S3 keys, not Arrow);
+//! - [`read`]: bytes → gunzip → lines, with checksums while streaming (knows bytes, not types);
+//! - [`decode`]: DynamoDB JSON items → Arrow record batches (knows types, not files);
+//! - [`schema`]: the inference lattice, schema files, safe column names;
+//! - [`write`]: Parquet / CSV / JSON Lines sinks, partitioning, atomic commit;
+//! - [`sql`]: DataFusion table providers over exports and datasets;
+//! - [`ddl`]: Athena / Glue text from a schema;
+//! - [`generate`]: exports that look exactly like AWS's, for tests and benchmarks.
+//!
+//! The `dynolake` binary is a thin shell over [`cli`].
+
+pub mod cli;
+pub mod decode;
+pub mod error;
+pub mod export;
+pub mod generate;
+pub mod read;
+pub mod scan;
+pub mod schema;
+pub mod store;
+pub mod value;
+
+pub use error::{Error, Result};

@@ -1,0 +1,198 @@
+//! Bytes of a data file → gunzip → chunks of whole lines, with the checks a
+//! manifest allows made while streaming (MD5 of the compressed bytes, line count).
+//!
+//! Knows bytes, not types. Reading is blocking on purpose: decoding is CPU
+//! work done on plain threads, and a local file is read directly. An S3 object
+//! is streamed by a Tokio task into a small bounded channel, so memory stays
+//! at a few chunks per open file whatever the file's size.
+
+pub mod verify;
+
+use std::io::{self, Read};
+use std::sync::mpsc;
+
+use base64::Engine;
+use bytes::Bytes;
+use flate2::bufread::MultiGzDecoder;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use md5::{Digest, Md5};
+
+use crate::error::{Error, Result};
+use crate::export::{DataFile, Export};
+
+/// Size of the buffers handed to decoders.
+pub const CHUNK: usize = 256 * 1024;
+
+/// Opens the compressed bytes of a data file for reading.
+pub fn open_compressed(export: &Export, file: &DataFile, rt: &tokio::runtime::Handle) -> Result<Box<dyn Read + Send>> {
+    let name = export.display(file);
+    if let Some(p) = export.location.local_path(&file.path) {
+        let f = std::fs::File::open(&p).map_err(|e| Error::io(name, e))?;
+        return Ok(Box::new(f));
+    }
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Bytes>>(4);
+    let store = export.location.store.clone();
+    let path = file.path.clone();
+    rt.spawn(async move {
+        let result = match store.get(&path).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(io::Error::other(format!("{e}"))));
+                return;
+            }
+        };
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let msg = chunk.map_err(|e| io::Error::other(format!("{e}")));
+            let failed = msg.is_err();
+            // A receiver that went away stops the download.
+            if tx.send(msg).is_err() || failed {
+                return;
+            }
+        }
+    });
+    Ok(Box::new(ChannelReader { rx, current: Bytes::new() }))
+}
+
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => self.current = b,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Hashes and counts the compressed bytes as they pass.
+pub struct Hashing<R> {
+    inner: R,
+    md5: Md5,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.md5.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// What reading a whole data file found out.
+#[derive(Debug, Clone, Default)]
+pub struct FileFacts {
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub lines: u64,
+    pub md5_base64: String,
+}
+
+/// A data file opened for streaming: `next_chunk` yields decompressed bytes.
+/// Every gzip member is read (AWS may write several).
+pub struct DataStream {
+    gz: MultiGzDecoder<io::BufReader<Hashing<Box<dyn Read + Send>>>>,
+    name: String,
+    uncompressed: u64,
+    newlines: u64,
+    last_byte: Option<u8>,
+}
+
+impl DataStream {
+    pub fn open(export: &Export, file: &DataFile, rt: &tokio::runtime::Handle) -> Result<DataStream> {
+        let raw = open_compressed(export, file, rt)?;
+        Ok(Self::from_reader(raw, export.display(file)))
+    }
+
+    pub fn from_reader(raw: Box<dyn Read + Send>, name: String) -> DataStream {
+        let hashing = Hashing { inner: raw, md5: Md5::new(), bytes: 0 };
+        DataStream {
+            gz: MultiGzDecoder::new(io::BufReader::with_capacity(CHUNK, hashing)),
+            name,
+            uncompressed: 0,
+            newlines: 0,
+            last_byte: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Fill `buf` with the next decompressed bytes; 0 at the end.
+    pub fn next_chunk(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut filled = 0;
+        // Fill most of the buffer so decoders see big chunks.
+        while filled < buf.len() / 2 {
+            let n = self
+                .gz
+                .read(&mut buf[filled..])
+                .map_err(|e| Error::Verify(format!("{}: cannot decompress: {e}", self.name)))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled > 0 {
+            self.newlines += memchr::memchr_iter(b'\n', &buf[..filled]).count() as u64;
+            self.last_byte = Some(buf[filled - 1]);
+            self.uncompressed += filled as u64;
+        }
+        Ok(filled)
+    }
+
+    /// Call after `next_chunk` returned 0: drains any trailing compressed bytes
+    /// into the hash and reports what was read.
+    pub fn finish(self) -> Result<FileFacts> {
+        let mut reader = self.gz.into_inner();
+        let mut rest = Vec::new();
+        reader
+            .read_to_end(&mut rest)
+            .map_err(|e| Error::Verify(format!("{}: read failed: {e}", self.name)))?;
+        let hashing = reader.into_inner();
+        let lines = self.newlines + u64::from(self.last_byte.is_some_and(|b| b != b'\n'));
+        Ok(FileFacts {
+            compressed_bytes: hashing.bytes,
+            uncompressed_bytes: self.uncompressed,
+            lines,
+            md5_base64: base64::engine::general_purpose::STANDARD.encode(hashing.md5.finalize()),
+        })
+    }
+}
+
+/// Compare what was read with what the manifest promises.
+pub fn check_facts(export: &Export, file: &DataFile, facts: &FileFacts) -> Vec<String> {
+    let name = export.display(file);
+    let mut problems = Vec::new();
+    if facts.md5_base64 != file.entry.md5_checksum {
+        problems.push(format!(
+            "{name}: MD5 mismatch: manifest says {}, the file has {}",
+            file.entry.md5_checksum, facts.md5_base64
+        ));
+    }
+    if facts.lines != file.entry.item_count {
+        problems.push(format!(
+            "{name}: item count mismatch: manifest says {}, the file has {} lines",
+            file.entry.item_count, facts.lines
+        ));
+    }
+    if let Some(size) = file.size {
+        if size != facts.compressed_bytes {
+            problems.push(format!("{name}: size changed while reading: {size} bytes listed, {} read", facts.compressed_bytes));
+        }
+    }
+    problems
+}

@@ -1,0 +1,327 @@
+//! Running an export's data files through read → decode on worker threads.
+//!
+//! Each worker takes whole data files from a shared queue (files are the unit
+//! of parallelism: gzip cannot be split), streams them, and hands record
+//! batches to its own sink, so nothing is shared on the hot path. The manifest
+//! checks of `inspect --verify` (MD5, line count) are made on the same read,
+//! and any mismatch stops the scan with an error naming the file.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use serde::Serialize;
+
+use crate::decode::{DecodeOptions, DecodeStats, Envelope, Inferrer, ItemDecoder, Reject};
+use crate::error::{Error, Result};
+use crate::export::Export;
+use crate::read::{CHUNK, DataStream, check_facts};
+use crate::schema::Schema;
+use crate::schema::infer::{InferOptions, TableStats};
+
+/// Live counters, for progress bars.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub items: AtomicU64,
+    pub uncompressed_bytes: AtomicU64,
+    pub compressed_bytes: AtomicU64,
+    pub files_done: AtomicUsize,
+}
+
+/// Where decoded batches go: one sink per worker.
+pub trait BatchSink: Send {
+    /// A data file starts (`index` is its position in the manifest).
+    fn start_file(&mut self, _index: usize, _name: &str) -> Result<()> {
+        Ok(())
+    }
+    fn write(&mut self, batch: RecordBatch) -> Result<()>;
+    /// The data file ended and passed its checks.
+    fn finish_file(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Receives rejected lines (shared by all workers).
+pub type RejectSink = Mutex<Box<dyn Write + Send>>;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScanReport {
+    pub files: usize,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    #[serde(flatten)]
+    pub decode: DecodeStatsReport,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DecodeStatsReport {
+    pub items: u64,
+    pub rejected: u64,
+    pub extra_values: u64,
+    pub extra_by_attribute: std::collections::BTreeMap<String, u64>,
+}
+
+impl From<&DecodeStats> for DecodeStatsReport {
+    fn from(s: &DecodeStats) -> Self {
+        DecodeStatsReport {
+            items: s.items,
+            rejected: s.rejected,
+            extra_values: s.extra_values,
+            extra_by_attribute: s.extra_by_attribute.clone(),
+        }
+    }
+}
+
+/// How to scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub jobs: usize,
+    pub decode: DecodeOptions,
+    /// Check MD5 and line counts against the manifest while reading.
+    pub verify: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions { jobs: default_jobs(), decode: DecodeOptions::default(), verify: true }
+    }
+}
+
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// Decode every data file of `export` with `schema`; `make_sink(worker)` gives each worker its sink.
+pub fn scan<S: BatchSink>(
+    export: &Export,
+    rt: &tokio::runtime::Handle,
+    schema: &Schema,
+    opts: &ScanOptions,
+    rejects: Option<&RejectSink>,
+    progress: &Progress,
+    make_sink: impl Fn(usize) -> Result<S> + Sync,
+) -> Result<(ScanReport, Vec<S>)> {
+    if let Some(p) = export.manifest_problems.first().filter(|_| opts.verify) {
+        return Err(Error::Verify(p.clone()));
+    }
+    let next = AtomicUsize::new(0);
+    let abort = AtomicBool::new(false);
+    let report = Mutex::new(ScanReport::default());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let sinks: Mutex<Vec<(usize, S)>> = Mutex::new(Vec::new());
+    let fail = |e: Error| {
+        abort.store(true, Ordering::Relaxed);
+        first_error.lock().unwrap().get_or_insert(e);
+    };
+    std::thread::scope(|s| {
+        for w in 0..opts.jobs.max(1).min(export.files.len().max(1)) {
+            let (next, abort, report, sinks, make_sink, fail) = (&next, &abort, &report, &sinks, &make_sink, &fail);
+            s.spawn(move || {
+                let mut sink = match make_sink(w) {
+                    Ok(s) => s,
+                    Err(e) => return fail(e),
+                };
+                let mut decoder = ItemDecoder::new(schema, opts.decode.clone());
+                let mut buf = vec![0u8; CHUNK];
+                let mut local = ScanReport::default();
+                while !abort.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(file) = export.files.get(i) else { break };
+                    let r = scan_file(export, rt, i, file, &mut decoder, &mut buf, &mut sink, opts, rejects, progress, abort);
+                    match r {
+                        Ok(facts) => {
+                            local.files += 1;
+                            local.compressed_bytes += facts.compressed_bytes;
+                            local.uncompressed_bytes += facts.uncompressed_bytes;
+                        }
+                        Err(e) => return fail(e),
+                    }
+                }
+                let mut r = report.lock().unwrap();
+                r.files += local.files;
+                r.compressed_bytes += local.compressed_bytes;
+                r.uncompressed_bytes += local.uncompressed_bytes;
+                let mut stats = DecodeStats {
+                    items: r.decode.items,
+                    rejected: r.decode.rejected,
+                    extra_values: r.decode.extra_values,
+                    extra_by_attribute: std::mem::take(&mut r.decode.extra_by_attribute),
+                };
+                stats.merge(decoder.stats());
+                r.decode = DecodeStatsReport::from(&stats);
+                sinks.lock().unwrap().push((w, sink));
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap() {
+        return Err(e);
+    }
+    let mut sinks = sinks.into_inner().unwrap();
+    sinks.sort_by_key(|(w, _)| *w);
+    Ok((report.into_inner().unwrap(), sinks.into_iter().map(|(_, s)| s).collect()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_file<S: BatchSink>(
+    export: &Export,
+    rt: &tokio::runtime::Handle,
+    index: usize,
+    file: &crate::export::DataFile,
+    decoder: &mut ItemDecoder,
+    buf: &mut [u8],
+    sink: &mut S,
+    opts: &ScanOptions,
+    rejects: Option<&RejectSink>,
+    progress: &Progress,
+    abort: &AtomicBool,
+) -> Result<crate::read::FileFacts> {
+    let name = export.display(file);
+    if file.size.is_none() {
+        return Err(Error::Verify(format!("{name}: data file is missing")));
+    }
+    sink.start_file(index, &name)?;
+    decoder.start_file(&name);
+    let mut stream = DataStream::open(export, file, rt)?;
+    let mut items_before = decoder.stats().items;
+    loop {
+        let n = stream.next_chunk(buf)?;
+        if n == 0 {
+            break;
+        }
+        let mut off = 0;
+        while off < n {
+            off += decoder.decode(&buf[off..n])?;
+            if decoder.is_full() {
+                if let Some(b) = decoder.flush()? {
+                    sink.write(b)?;
+                }
+            }
+        }
+        let items = decoder.stats().items;
+        progress.items.fetch_add(items - items_before, Ordering::Relaxed);
+        progress.uncompressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        items_before = items;
+        if abort.load(Ordering::Relaxed) {
+            return Err(Error::Usage("stopped".into()));
+        }
+    }
+    decoder.finish_file()?;
+    progress.items.fetch_add(decoder.stats().items - items_before, Ordering::Relaxed);
+    if let Some(b) = decoder.flush()? {
+        sink.write(b)?;
+    }
+    let facts = stream.finish()?;
+    if opts.verify {
+        if let Some(p) = check_facts(export, file, &facts).into_iter().next() {
+            return Err(Error::Verify(p));
+        }
+    }
+    write_rejects(rejects, decoder.take_rejects())?;
+    sink.finish_file()?;
+    progress.compressed_bytes.fetch_add(facts.compressed_bytes, Ordering::Relaxed);
+    progress.files_done.fetch_add(1, Ordering::Relaxed);
+    Ok(facts)
+}
+
+fn write_rejects(sink: Option<&RejectSink>, rejects: Vec<Reject>) -> Result<()> {
+    let (Some(sink), false) = (sink, rejects.is_empty()) else { return Ok(()) };
+    let mut w = sink.lock().unwrap();
+    for r in rejects {
+        let rec = serde_json::json!({
+            "file": r.position.file,
+            "line": r.position.line,
+            "path": r.position.path,
+            "reason": r.reason,
+            "text": r.line,
+        });
+        writeln!(w, "{rec}").map_err(|e| Error::io("writing the rejects file", e))?;
+    }
+    Ok(())
+}
+
+/// How to infer a schema.
+#[derive(Debug, Clone, Default)]
+pub struct InferRun {
+    pub options: InferOptions,
+    /// Infer from the first N items (manifest order) instead of all.
+    pub sample: Option<u64>,
+    pub jobs: usize,
+    pub envelope: Option<Envelope>,
+}
+
+/// Infer an export's schema: every item on all workers, or the first N items.
+pub fn infer_schema(export: &Export, rt: &tokio::runtime::Handle, run: &InferRun, progress: &Progress) -> Result<Schema> {
+    let envelope = run.envelope.unwrap_or(Envelope::Item);
+    let next = AtomicUsize::new(0);
+    let merged: Mutex<TableStats> = Mutex::new(TableStats::default());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let jobs = if run.sample.is_some() { 1 } else { run.jobs.max(1) };
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                let mut inf = Inferrer::new(&run.options, envelope);
+                inf.limit = run.sample;
+                let mut buf = vec![0u8; CHUNK];
+                loop {
+                    if inf.done() || first_error.lock().unwrap().is_some() {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(file) = export.files.get(i) else { break };
+                    if file.size.is_none() {
+                        continue; // reported by verification
+                    }
+                    let r = (|| -> Result<()> {
+                        let name = export.display(file);
+                        inf.start_file(i, &name);
+                        let mut stream = DataStream::open(export, file, rt)?;
+                        let before = inf.stats.items;
+                        loop {
+                            let n = stream.next_chunk(&mut buf)?;
+                            if n == 0 || inf.done() {
+                                break;
+                            }
+                            inf.feed(&buf[..n])?;
+                            progress.uncompressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        inf.finish_file()?;
+                        progress.items.fetch_add(inf.stats.items - before, Ordering::Relaxed);
+                        progress.files_done.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    })();
+                    if let Err(e) = r {
+                        first_error.lock().unwrap().get_or_insert(e);
+                        return;
+                    }
+                }
+                merged.lock().unwrap().merge(std::mem::take(&mut inf.stats));
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap() {
+        return Err(e);
+    }
+    let stats = merged.into_inner().unwrap();
+    let mut schema = stats.schema(&run.options);
+    schema.table = Some(export.table_name().to_string());
+    schema.inferred_from = Some(match run.sample {
+        Some(n) => format!("sample:{n}"),
+        None => "exact".into(),
+    });
+    Ok(schema)
+}
+
+/// A sink that keeps every batch (for tests and small exports).
+#[derive(Debug, Default)]
+pub struct CollectSink(pub Vec<RecordBatch>);
+
+impl BatchSink for CollectSink {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.0.push(batch);
+        Ok(())
+    }
+}
+
+/// Shared handle for counting from several places.
+pub type SharedProgress = Arc<Progress>;
