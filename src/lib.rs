@@ -15,6 +15,7 @@
 //! The `dynolake` binary is a thin shell over [`cli`].
 
 pub mod cli;
+pub mod convert;
 pub mod decode;
 pub mod error;
 pub mod export;
@@ -24,5 +25,6 @@ pub mod scan;
 pub mod schema;
 pub mod store;
 pub mod value;
+pub mod write;
 
 pub use error::{Error, Result};

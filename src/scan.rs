@@ -47,6 +47,8 @@ pub type RejectSink = Mutex<Box<dyn Write + Send>>;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScanReport {
+    /// Data files read.
+    #[serde(rename = "source_files")]
     pub files: usize,
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,

@@ -5,6 +5,7 @@
 //! arguments, a location that holds no export).
 
 mod common;
+mod convert;
 mod generate;
 mod inspect;
 mod schema;
@@ -24,6 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Convert(convert::Args),
     Inspect(inspect::Args),
     Schema(schema::Args),
     Generate(generate::Args),
@@ -66,6 +68,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Convert(a) => convert::run(a, &rt),
         Command::Inspect(a) => inspect::run(a, &rt),
         Command::Schema(a) => schema::run(a, &rt),
         Command::Generate(a) => generate::run(a),

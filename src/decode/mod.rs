@@ -18,6 +18,7 @@
 pub mod builder;
 pub mod json;
 pub mod number;
+pub mod plain;
 pub mod time;
 mod value;
 pub(crate) mod walk;

@@ -187,3 +187,78 @@ mod tests {
         }
     }
 }
+
+/// Write DynamoDB number text as a JSON number: as is when it already is
+/// valid JSON (the usual case), else in canonical `MeE` form.
+pub fn write_json_number(text: &[u8], out: &mut Vec<u8>) {
+    if is_json_number(text) {
+        out.extend_from_slice(text);
+        return;
+    }
+    match Number::parse(text) {
+        Some(n) if !n.too_long => {
+            if n.neg {
+                out.push(b'-');
+            }
+            out.extend_from_slice(n.mantissa.to_string().as_bytes());
+            if n.exp != 0 {
+                out.extend_from_slice(format!("E{}", n.exp).as_bytes());
+            }
+        }
+        _ => {
+            out.push(b'"');
+            out.extend_from_slice(text);
+            out.push(b'"');
+        }
+    }
+}
+
+fn is_json_number(t: &[u8]) -> bool {
+    let mut i = usize::from(t.first() == Some(&b'-'));
+    let int_start = i;
+    while i < t.len() && t[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int_len = i - int_start;
+    if int_len == 0 || (int_len > 1 && t[int_start] == b'0') {
+        return false;
+    }
+    if i < t.len() && t[i] == b'.' {
+        i += 1;
+        let s = i;
+        while i < t.len() && t[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    if i < t.len() && (t[i] == b'e' || t[i] == b'E') {
+        i += 1;
+        if i < t.len() && (t[i] == b'+' || t[i] == b'-') {
+            i += 1;
+        }
+        let s = i;
+        while i < t.len() && t[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    i == t.len()
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::write_json_number;
+
+    #[test]
+    fn json_numbers() {
+        for (i, o) in [("1E+125", "1E+125"), ("-0.0", "-0.0"), ("+5", "5"), (".5", "5E-1"), ("5.", "5"), ("007", "7")] {
+            let mut out = Vec::new();
+            write_json_number(i.as_bytes(), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), o, "{i}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The conversion job: an export in, a committed dataset out.
+//!
+//! export → scan (read, verify, decode on every core) → per-worker dataset
+//! sinks → commit. The manifest checks happen on the same read; any mismatch,
+//! and any rejected item unless allowed, stops the job before the commit,
+//! leaving the destination as it was.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use parquet::file::metadata::KeyValue;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::export::Export;
+use crate::scan::{self, Progress, ScanOptions, ScanReport};
+use crate::schema::Schema;
+use crate::store::Location;
+use crate::write::commit::{self, CommitRecord, Mode, SourceInfo};
+use crate::write::files::{self, OutFile};
+use crate::write::{DatasetSink, WriteOptions, partition_counts};
+
+pub struct ConvertOptions {
+    pub write: WriteOptions,
+    pub compression_name: String,
+    pub mode: Mode,
+    pub scan: ScanOptions,
+    /// Commit even if items were rejected.
+    pub allow_rejects: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvertSummary {
+    pub run_id: String,
+    pub destination: String,
+    /// Set when this run only finished an interrupted run's commit.
+    pub finished_interrupted_run: Option<String>,
+    pub cleaned_leftovers: Vec<String>,
+    #[serde(flatten)]
+    pub scan: ScanReport,
+    pub rows: u64,
+    pub files: usize,
+    pub partitions: usize,
+    pub bytes_out: u64,
+    pub rejects_file: Option<String>,
+    pub elapsed_seconds: f64,
+}
+
+pub fn source_info(export: &Export) -> SourceInfo {
+    SourceInfo {
+        table: export.table_name().to_string(),
+        table_arn: export.summary.table_arn.clone(),
+        export_id: export.id.clone(),
+        export_arn: export.summary.export_arn.clone(),
+        export_time: export.summary.export_time.clone().or_else(|| export.summary.export_to_time.clone()),
+        item_count: export.summary.item_count,
+    }
+}
+
+/// Parquet key-value metadata: where the data came from, and the schema file.
+pub fn file_metadata(export: &Export, schema: &Schema) -> Vec<KeyValue> {
+    let source = serde_json::to_string(&source_info(export)).expect("serializable");
+    vec![
+        KeyValue::new("dynolake.source".into(), source),
+        KeyValue::new("dynolake.schema".into(), schema.to_file_string()),
+    ]
+}
+
+pub fn convert(
+    export: &Export,
+    schema: &Schema,
+    dest: &Location,
+    opts: &ConvertOptions,
+    rt: &tokio::runtime::Handle,
+    progress: &Progress,
+) -> Result<ConvertSummary> {
+    let started = Instant::now();
+    let prepared = rt.block_on(commit::prepare(dest, opts.mode))?;
+    let same_job = prepared.rolled_forward.iter().find(|r| {
+        r.source.export_id == export.id && r.format == opts.write.format && r.partition_by == opts.write.partition_by
+    });
+    if let Some(r) = same_job {
+        return Ok(ConvertSummary {
+            run_id: r.run_id.clone(),
+            destination: dest.url.clone(),
+            finished_interrupted_run: Some(r.run_id.clone()),
+            cleaned_leftovers: prepared.cleaned,
+            scan: ScanReport::default(),
+            rows: r.rows,
+            files: r.files.len(),
+            partitions: r.partitions.len(),
+            bytes_out: r.files.iter().map(|f| f.bytes).sum(),
+            rejects_file: r.rejects_file.clone(),
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    let run_id = commit::new_run_id();
+    let rejects_rel = format!("_rejects/{run_id}.jsonl");
+    let rejects_path = rejects_rel.split('/').fold(dest.prefix.clone(), |p, s| p.join(s));
+    let lazy = Arc::new(Mutex::new(LazyOut { dest: dest.clone(), path: rejects_path, rt: rt.clone(), out: None }));
+    let rejects: scan::RejectSink = Mutex::new(Box::new(Shared(lazy.clone())));
+    let batch_schema = schema.arrow_schema();
+    let wopts = Arc::new(opts.write.clone());
+    let result = scan::scan(export, rt, schema, &opts.scan, Some(&rejects), progress, |w| {
+        DatasetSink::new(dest, &run_id, w, batch_schema.clone(), wopts.clone(), rt.clone())
+    });
+    drop(rejects);
+    let rejects_written = lazy.lock().unwrap().finish()?;
+    let (report, mut sinks) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            discard_staging(dest, &run_id, rt);
+            return Err(e);
+        }
+    };
+    let mut files = Vec::new();
+    for s in sinks.iter_mut() {
+        if let Err(e) = s.finish() {
+            discard_staging(dest, &run_id, rt);
+            return Err(e);
+        }
+        files.append(&mut s.written);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let rejects_file = rejects_written.then(|| dest.display(&rejects_rel.split('/').fold(dest.prefix.clone(), |p, s| p.join(s))));
+    if report.decode.rejected > 0 && !opts.allow_rejects {
+        discard_staging(dest, &run_id, rt);
+        return Err(Error::Verify(format!(
+            "{} item(s) could not be decoded; they are in {}. Nothing was committed: fix the input, or rerun with --allow-rejects",
+            report.decode.rejected,
+            rejects_file.as_deref().unwrap_or("the rejects file")
+        )));
+    }
+    let partitions = partition_counts(&files);
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    let record = CommitRecord {
+        version: 1,
+        run_id: run_id.clone(),
+        committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        tool: format!("dynolake {}", env!("CARGO_PKG_VERSION")),
+        mode: opts.mode,
+        format: opts.write.format,
+        compression: opts.compression_name.clone(),
+        partition_by: opts.write.partition_by.clone(),
+        source: source_info(export),
+        schema: serde_json::from_str(&schema.to_file_string()).expect("schema is JSON"),
+        rows,
+        partitions: partitions.clone(),
+        files: files.clone(),
+        rejected: report.decode.rejected,
+        extra_values: report.decode.extra_values,
+        rejects_file: rejects_file.clone(),
+    };
+    rt.block_on(commit::commit(dest, &record))?;
+    Ok(ConvertSummary {
+        run_id,
+        destination: dest.url.clone(),
+        finished_interrupted_run: None,
+        cleaned_leftovers: prepared.cleaned,
+        scan: report,
+        rows,
+        files: files.len(),
+        partitions: partitions.len(),
+        bytes_out: files.iter().map(|f| f.bytes).sum(),
+        rejects_file,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Best effort: remove a failed run's staged files.
+fn discard_staging(dest: &Location, run_id: &str, rt: &tokio::runtime::Handle) {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let staging = [commit::TEMPORARY, run_id].iter().fold(dest.prefix.clone(), |p, s| p.join(*s));
+    let _ = rt.block_on(async {
+        let paths: Vec<_> = dest.store.list(Some(&staging)).map_ok(|m| m.location).try_collect().await?;
+        for p in paths {
+            let _ = dest.store.delete(&p).await;
+        }
+        Ok::<_, object_store::Error>(())
+    });
+    if let Some(p) = dest.local_path(&staging) {
+        let _ = std::fs::remove_dir_all(p);
+        if let Some(tmp) = dest.local_path(&dest.prefix.clone().join(commit::TEMPORARY)) {
+            let _ = std::fs::remove_dir(tmp);
+        }
+    }
+}
+
+/// A file created on first write (the rejects file exists only if needed).
+struct LazyOut {
+    dest: Location,
+    path: object_store::path::Path,
+    rt: tokio::runtime::Handle,
+    out: Option<Box<dyn OutFile>>,
+}
+
+impl Write for LazyOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.is_none() {
+            self.out = Some(files::create(&self.dest, &self.path, &self.rt).map_err(std::io::Error::other)?);
+        }
+        self.out.as_mut().expect("created").write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.as_mut().map_or(Ok(()), |o| o.flush())
+    }
+}
+
+impl LazyOut {
+    fn finish(&mut self) -> Result<bool> {
+        match self.out.take() {
+            Some(o) => o.finish().map(|_| true),
+            None => Ok(false),
+        }
+    }
+}
+
+/// Lets the scan write rejects while the job keeps a handle to finish the file.
+struct Shared(Arc<Mutex<LazyOut>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap().flush()
+    }
+}
