@@ -186,6 +186,8 @@ pub struct ItemDecoder {
     attributes: Vec<String>,
     columns: Vec<Builder>,
     wanted: Vec<bool>,
+    /// Output column order: schema field indices (the catch-all is `fields.len()`).
+    order: Vec<usize>,
     lookup: HashMap<Box<[u8]>, usize>,
     extra: Builder,
     extra_wanted: bool,
@@ -216,12 +218,14 @@ impl ItemDecoder {
             }
         }
         let extra_wanted = wanted_idx.contains(&n);
+        assert!(wanted_idx.iter().all(|&i| i <= n), "projection indices are in range");
         let arrow_schema = Arc::new(full.project(&wanted_idx).expect("projection indices are in range"));
         ItemDecoder {
             arrow_schema,
             attributes: schema.fields.iter().map(|f| f.attribute.clone()).collect(),
             columns: schema.fields.iter().map(|f| Builder::new(&f.ty)).collect(),
             wanted,
+            order: wanted_idx,
             lookup: schema.fields.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
             extra: Builder::new(&crate::schema::ColumnType::Json),
             extra_wanted,
@@ -325,15 +329,12 @@ impl ItemDecoder {
         if self.rows == 0 {
             return Ok(None);
         }
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.arrow_schema.fields().len());
-        for (c, w) in self.columns.iter_mut().zip(&self.wanted) {
-            if *w {
-                arrays.push(c.finish());
-            }
-        }
-        if self.extra_wanted {
-            arrays.push(self.extra.finish());
-        }
+        let n = self.columns.len();
+        let arrays: Vec<ArrayRef> = self
+            .order
+            .iter()
+            .map(|&i| if i == n { self.extra.finish() } else { self.columns[i].finish() })
+            .collect();
         let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
         RecordBatch::try_new_with_options(self.arrow_schema.clone(), arrays, &opts)
@@ -451,10 +452,14 @@ impl ItemDecoder {
                     ctx.key = key;
                     match r {
                         Ok(()) => {}
-                        Err(e) if e.mismatch && !self.opts.strict => {
+                        Err(e) if e.mismatch => {
+                            // A malformed value is the worse problem: check the whole value first.
                             self.columns[i].truncate(row);
                             cur.set_pos(start);
                             ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(&ctx.key))?;
+                            if self.opts.strict {
+                                return Err(e.at_key(&ctx.key));
+                            }
                             self.to_extra(&ctx.key, cur.slice(start, cur.pos()));
                         }
                         Err(e) => return Err(e.at_key(&ctx.key)),
@@ -464,10 +469,10 @@ impl ItemDecoder {
                     cur.skip_value()?;
                 }
                 None => {
+                    ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(&ctx.key))?;
                     if self.opts.strict {
                         return Err(DecodeErr::mismatch(start, "the attribute is not in the schema").at_key(&ctx.key));
                     }
-                    ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(&ctx.key))?;
                     if self.extra_wanted {
                         self.to_extra(&ctx.key, cur.slice(start, cur.pos()));
                     }

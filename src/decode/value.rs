@@ -26,9 +26,19 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
         return Err(DecodeErr::malformed(cur.pos(), format!("nested deeper than DynamoDB's {MAX_DEPTH} levels")));
     }
     if let Builder::Text { kind: TextKind::Json, offsets, data, valid } = b {
-        // Kept verbatim, after the same checks as any value.
+        // Kept verbatim, after the same checks as any value; NULL is null.
         cur.skip_ws();
         let start = cur.pos();
+        cur.expect(b'{')?;
+        if walk::descriptor(cur, &mut ctx.scratch)? == Desc::Null {
+            cur.expect(b':')?;
+            walk::null_true(cur)?;
+            cur.expect(b'}')?;
+            offsets.push(data.len() as i32);
+            valid.push(false);
+            return Ok(());
+        }
+        cur.set_pos(start);
         ctx.walk.value(cur, None, depth)?;
         data.extend_from_slice(cur.slice(start, cur.pos()));
         offsets.push(data.len() as i32);

@@ -177,7 +177,12 @@ pub async fn prepare(dest: &Location, mode: Mode) -> Result<Prepared> {
             }
         } else {
             let other: Vec<Path> = list_all(dest, &dest.prefix).await?;
-            if let Some(p) = other.first() {
+            let ours = |p: &Path| {
+                p.prefix_match(&dest.prefix)
+                    .and_then(|mut parts| parts.next())
+                    .is_some_and(|first| [TEMPORARY, "_rejects"].contains(&first.as_ref()))
+            };
+            if let Some(p) = other.iter().find(|p| !ours(p)) {
                 return Err(Error::Usage(format!(
                     "{} is not empty ({} is there) and holds no dynolake dataset; pick an empty destination",
                     dest.url,

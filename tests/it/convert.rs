@@ -1,0 +1,327 @@
+//! `convert` end to end: every value survives, partitions land where they
+//! should, CSV/JSONL parse back, crashes and corruption never half-commit.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray};
+use dynolake::generate::GenerateOptions;
+
+use crate::decode::{check, norm_number};
+use crate::support::*;
+
+fn convert(src: &std::path::Path, dest: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["convert", src.to_str().unwrap(), dest.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    dynolake(&args, &[])
+}
+
+#[test]
+fn every_value_survives_a_round_trip_through_parquet() {
+    let e = export_with(GenerateOptions { items: 1500, files: 3, awkward_names: true, ..Default::default() });
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("ds");
+    let o = convert(&e.generated.full_export_dir, &dest, &["--json"]);
+    assert_code(&o, 0);
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["rows"], 1500);
+    assert_eq!(summary["items"], 1500);
+    assert!(dest.join("_SUCCESS").exists());
+    assert!(!dest.join("_temporary").exists());
+
+    let source = source_items(&e.generated.full_export_dir);
+    let batches = read_parquet_dir(&dest);
+    let mut seen = 0;
+    for b in &batches {
+        let schema = b.schema();
+        let ids = b.column_by_name("order_id").unwrap().as_string::<i32>();
+        let extra = b.column_by_name("_extra").unwrap();
+        for row in 0..b.num_rows() {
+            let item = &source[ids.value(row)];
+            assert!(extra.is_null(row));
+            for (f, col) in schema.fields().iter().zip(b.columns()) {
+                let Some(attr) = f.metadata().get("dynolake.attribute") else { continue };
+                check(col.as_ref(), f, row, item.get(attr), &format!("{} {attr}", ids.value(row)));
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, source.len());
+    // The export's identity travels in the file metadata.
+    let f = walk(&dest).into_iter().find(|p| p.extension().is_some_and(|x| x == "parquet")).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap();
+    use parquet::file::reader::FileReader;
+    let kv = reader.metadata().file_metadata().key_value_metadata().unwrap();
+    let source_kv = kv.iter().find(|k| k.key == "dynolake.source").unwrap();
+    assert!(source_kv.value.as_ref().unwrap().contains(&e.generated.full_export_id));
+}
+
+#[test]
+fn partitions_land_where_they_should() {
+    let e = export_with(GenerateOptions { items: 800, files: 2, ..Default::default() });
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("ds");
+    let o = convert(&e.generated.full_export_dir, &dest, &["-p", "status", "-p", "month(createdAt)", "--max-open-files", "3"]);
+    assert_code(&o, 0);
+    let source = source_items(&e.generated.full_export_dir);
+    let mut rows = 0;
+    for f in walk(&dest) {
+        let rel = f.strip_prefix(&dest).unwrap().to_string_lossy().to_string();
+        if rel.starts_with('_') {
+            continue;
+        }
+        let parts: Vec<&str> = rel.split('/').collect();
+        assert_eq!(parts.len(), 3, "{rel}");
+        let status = parts[0].strip_prefix("status=").unwrap();
+        let month = parts[1].strip_prefix("created_at_month=").unwrap();
+        let file = std::fs::File::open(&f).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            assert!(b.column_by_name("status").is_none(), "identity partition columns are not repeated");
+            let ids = b.column_by_name("order_id").unwrap().as_string::<i32>();
+            let created = b.column_by_name("created_at").unwrap().as_string::<i32>();
+            for r in 0..b.num_rows() {
+                let item = &source[ids.value(r)];
+                let serde_dynamo::AttributeValue::S(s) = &item["status"] else { panic!() };
+                assert_eq!(s, status);
+                assert_eq!(&created.value(r)[..7], month);
+                rows += 1;
+            }
+        }
+    }
+    assert_eq!(rows, 800);
+    // The commit record counts rows per partition.
+    let commits = walk(&dest.join("_dynolake/commits"));
+    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&commits[0]).unwrap()).unwrap();
+    let per: u64 = rec["partitions"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(per, 800);
+}
+
+#[test]
+fn jsonl_and_csv_parse_back_with_exact_numbers() {
+    let e = export_with(GenerateOptions { items: 400, files: 2, ..Default::default() });
+    let source = source_items(&e.generated.full_export_dir);
+    let out = tempfile::tempdir().unwrap();
+
+    let dest = out.path().join("jsonl");
+    assert_code(&convert(&e.generated.full_export_dir, &dest, &["--format", "jsonl"]), 0);
+    let mut n = 0;
+    for f in walk(&dest).into_iter().filter(|f| f.extension().is_some_and(|x| x == "jsonl")) {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let item = &source[v["order_id"].as_str().unwrap()];
+            let serde_dynamo::AttributeValue::N(amount) = &item["amount"] else { panic!() };
+            // Numbers are JSON numbers with the stored digits (compare the raw text).
+            let raw = line.split("\"amount\":").nth(1).unwrap().split([',', '}']).next().unwrap();
+            assert_eq!(norm_number(raw), norm_number(amount), "{line}");
+            if let Some(serde_dynamo::AttributeValue::Ss(tags)) = item.get("tags") {
+                let got: Vec<&str> = v["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+                assert_eq!(got.len(), tags.len());
+            }
+            assert!(v.get("Item").is_none() && !line.contains("{\"S\":"), "no descriptors: {line}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 400);
+
+    let dest = out.path().join("csv");
+    assert_code(&convert(&e.generated.full_export_dir, &dest, &["--format", "csv"]), 0);
+    let mut n = 0;
+    for f in walk(&dest).into_iter().filter(|f| f.extension().is_some_and(|x| x == "csv")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let fields: Vec<arrow::datatypes::Field> =
+            header.iter().map(|h| arrow::datatypes::Field::new(*h, arrow::datatypes::DataType::Utf8, true)).collect();
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+        let reader = arrow::csv::ReaderBuilder::new(schema).with_header(true).build(std::fs::File::open(&f).unwrap()).unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            let ids = b.column_by_name("order_id").unwrap().as_string::<i32>();
+            let amounts = b.column_by_name("amount").unwrap().as_string::<i32>();
+            let notes = b.column_by_name("notes").unwrap().as_string::<i32>();
+            for r in 0..b.num_rows() {
+                let item = &source[ids.value(r)];
+                let serde_dynamo::AttributeValue::N(amount) = &item["amount"] else { panic!() };
+                assert_eq!(amounts.value(r), amount, "numbers exactly as stored");
+                if let Some(serde_dynamo::AttributeValue::S(note)) = item.get("notes") {
+                    assert_eq!(notes.value(r), note, "quoting survives newlines, quotes and commas");
+                }
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 400);
+}
+
+fn visible_files(dest: &std::path::Path) -> Vec<String> {
+    if !dest.exists() {
+        return Vec::new();
+    }
+    walk(dest)
+        .into_iter()
+        .map(|f| f.strip_prefix(dest).unwrap().to_string_lossy().to_string())
+        .filter(|r| !r.starts_with("_temporary") && !r.starts_with("_rejects"))
+        .collect()
+}
+
+#[test]
+fn a_crash_before_or_during_the_commit_never_leaves_half_a_dataset() {
+    let e = export_with(GenerateOptions { items: 600, files: 4, ..Default::default() });
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("ds");
+    let src = e.generated.full_export_dir.to_str().unwrap();
+    let d = dest.to_str().unwrap();
+
+    // Crash after the data files were written, before the commit.
+    let o = dynolake(&["convert", src, d, "-p", "status"], &[("DYNOLAKE_CRASH_AT", "before-commit".into())]);
+    assert_code(&o, 101);
+    assert!(visible_files(&dest).is_empty(), "{:?}", visible_files(&dest));
+    // Rerunning cleans up and finishes the job.
+    let o = dynolake(&["convert", src, d, "-p", "status"], &[]);
+    assert_code(&o, 0);
+    assert!(stderr(&o).contains("removed leftovers"), "{}", stderr(&o));
+    let first: Vec<String> = visible_files(&dest);
+    assert!(first.iter().any(|f| f == "_SUCCESS"));
+
+    // Overwrite, crashing half way through moving files into place.
+    let o = dynolake(&["convert", src, d, "-p", "status", "--mode", "overwrite"], &[("DYNOLAKE_CRASH_AT", "mid-commit".into())]);
+    assert_code(&o, 101);
+    // The old dataset is still complete and its commit record still the only one.
+    for f in &first {
+        assert!(dest.join(f).exists(), "{f} of the old dataset must survive");
+    }
+    assert_eq!(walk(&dest.join("_dynolake/commits")).len(), 1);
+    // Rerunning the same command finishes the interrupted commit.
+    let o = dynolake(&["convert", src, d, "-p", "status", "--mode", "overwrite"], &[]);
+    assert_code(&o, 0);
+    assert!(stderr(&o).contains("finished the commit of interrupted run"), "{}", stderr(&o));
+    let rows: usize = read_parquet_dir(&dest).iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 600, "exactly one dataset after overwrite");
+    assert_eq!(walk(&dest.join("_dynolake/commits")).len(), 1);
+
+    // Append adds a second commit.
+    assert_code(&dynolake(&["convert", src, d, "-p", "status", "--mode", "append"], &[]), 0);
+    let rows: usize = read_parquet_dir(&dest).iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 1200);
+    // Default mode refuses a committed dataset.
+    assert_code(&dynolake(&["convert", src, d], &[]), 2);
+}
+
+#[test]
+fn a_corrupted_data_file_aborts_without_a_commit() {
+    let e = export_with(GenerateOptions { items: 600, files: 3, ..Default::default() });
+    let f = biggest_data_file(&e.generated.full_export_dir);
+    let mut bytes = std::fs::read(&f).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x10;
+    std::fs::write(&f, bytes).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("ds");
+    let o = convert(&e.generated.full_export_dir, &dest, &[]);
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains(f.file_name().unwrap().to_str().unwrap()), "{}", stderr(&o));
+    assert!(visible_files(&dest).is_empty(), "{:?}", visible_files(&dest));
+}
+
+#[test]
+fn rejected_items_block_the_commit_unless_allowed() {
+    let e = export_with(GenerateOptions { items: 200, files: 1, empty_files: 0, ..Default::default() });
+    let f = biggest_data_file(&e.generated.full_export_dir);
+    let mut lines = read_lines(&f);
+    lines.push_str("{\"Item\":{\"orderId\":{\"S\":\"bad\"},\"amount\":{\"N\":\"12abc\"}}}\n");
+    rewrite_data_file(&e.generated.full_export_dir, &f, &lines);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("ds");
+    let o = convert(&e.generated.full_export_dir, &dest, &[]);
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("1 item(s) could not be decoded"), "{}", stderr(&o));
+    assert!(!dest.join("_SUCCESS").exists());
+    let rejects = walk(&dest.join("_rejects"));
+    assert_eq!(rejects.len(), 1);
+    let r: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&rejects[0]).unwrap().trim()).unwrap();
+    assert_eq!(r["line"], 201);
+    assert_eq!(r["path"], "amount");
+    assert!(r["reason"].as_str().unwrap().contains("malformed number"));
+
+    let o = convert(&e.generated.full_export_dir, &dest, &["--allow-rejects", "--json"]);
+    assert_code(&o, 0);
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(s["rows"], 200);
+    assert_eq!(s["rejected"], 1);
+}
+
+#[test]
+fn a_schema_file_renames_retypes_and_catches_the_rest() {
+    let e = export_with(GenerateOptions { items: 300, files: 2, ..Default::default() });
+    let out = tempfile::tempdir().unwrap();
+    let schema_path = out.path().join("orders.json");
+    let o = dynolake(&["schema", e.generated.full_export_dir.to_str().unwrap(), "-o", schema_path.to_str().unwrap(), "-q"], &[]);
+    assert_code(&o, 0);
+    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&schema_path).unwrap()).unwrap();
+    let cols = s["columns"].as_array_mut().unwrap();
+    cols.retain(|c| c["attribute"] != "notes");
+    for c in cols.iter_mut() {
+        if c["attribute"] == "amount" {
+            c["type"] = "double".into();
+            c["column"] = "total".into();
+        }
+        if c["attribute"] == "createdAt" {
+            c["type"] = "timestamp".into();
+        }
+    }
+    std::fs::write(&schema_path, serde_json::to_string_pretty(&s).unwrap()).unwrap();
+    let dest = out.path().join("ds");
+    let o = convert(&e.generated.full_export_dir, &dest, &["--schema", schema_path.to_str().unwrap(), "--json"]);
+    assert_code(&o, 0);
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let notes = summary["extra_by_attribute"]["notes"].as_u64().unwrap();
+    assert!(notes > 0);
+    let source = source_items(&e.generated.full_export_dir);
+    let mut with_notes = 0;
+    for b in read_parquet_dir(&dest) {
+        assert!(matches!(b.column_by_name("total").unwrap().data_type(), arrow::datatypes::DataType::Float64));
+        assert!(matches!(b.column_by_name("created_at").unwrap().data_type(), arrow::datatypes::DataType::Timestamp(_, _)));
+        let ids = b.column_by_name("order_id").unwrap().as_string::<i32>();
+        let extra = b.column_by_name("_extra").unwrap().as_string::<i32>();
+        for r in 0..b.num_rows() {
+            let has = source[ids.value(r)].contains_key("notes");
+            assert_eq!(!extra.is_null(r), has);
+            if has {
+                with_notes += 1;
+                assert!(extra.value(r).starts_with("{\"notes\":"));
+            }
+        }
+    }
+    assert_eq!(with_notes, notes);
+}
+
+#[test]
+fn convert_from_s3_to_s3() {
+    let s3 = S3Server::start();
+    let e = export_with(GenerateOptions { items: 700, files: 3, prefix: Some("exp".into()), ..Default::default() });
+    s3.upload_dir(e.dir.path(), BUCKET, "");
+    let src = format!("s3://{BUCKET}/exp/");
+    let dest = "s3://lake/orders";
+    let o = dynolake(&["convert", &src, dest, "-p", "status", "--json"], &s3.env());
+    assert_code(&o, 0);
+    let keys = s3.list("lake", "orders");
+    assert!(keys.iter().any(|k| k == "orders/_SUCCESS"), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains("_temporary")), "{keys:?}");
+    let data: Vec<&String> = keys.iter().filter(|k| k.ends_with(".parquet")).collect();
+    assert!(data.iter().all(|k| k.starts_with("orders/status=")), "{data:?}");
+    let mut rows = 0;
+    for k in &data {
+        let bytes = bytes::Bytes::from(s3.get("lake", k));
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        rows += r.map(|b| b.unwrap().num_rows()).sum::<usize>();
+    }
+    assert_eq!(rows, 700);
+    // Overwrite replaces the old files after the new commit.
+    let o = dynolake(&["convert", &src, dest, "--mode", "overwrite"], &s3.env());
+    assert_code(&o, 0);
+    let keys = s3.list("lake", "orders");
+    let data: Vec<&String> = keys.iter().filter(|k| k.ends_with(".parquet")).collect();
+    assert!(data.iter().all(|k| !k.contains("status=")), "old partitioned files are gone: {data:?}");
+    let by_key: HashMap<&str, ()> = keys.iter().map(|k| (k.as_str(), ())).collect();
+    assert!(by_key.contains_key("orders/_SUCCESS"));
+}

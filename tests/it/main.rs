@@ -1,0 +1,6 @@
+//! One integration-test binary (link time dominates): every suite is a module.
+
+mod convert;
+mod decode;
+mod inspect;
+mod support;

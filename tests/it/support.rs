@@ -1,0 +1,272 @@
+//! Test support: a real S3 server on 127.0.0.1 (s3s-fs, in process, with
+//! access-key checking on), generated exports, and running the binary.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use dynolake::generate::{GenerateOptions, Generated, generate};
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+pub const ACCESS_KEY: &str = "dynolake-test-key";
+pub const SECRET_KEY: &str = "dynolake-test-secret";
+pub const BUCKET: &str = "exports";
+
+/// An S3 server over HTTP on a free loopback port, stopped on drop.
+pub struct S3Server {
+    pub addr: SocketAddr,
+    pub root: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder as ConnBuilder;
+        use s3s::auth::SimpleAuth;
+        use s3s::service::S3ServiceBuilder;
+
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
+        std::fs::create_dir_all(root.path().join("lake")).unwrap();
+        let fs = s3s_fs::FileSystem::new(root.path()).expect(
+            "starting the s3s-fs test server failed; it is a dev-dependency (cargo test builds it), \
+             nothing to install",
+        );
+        let mut b = S3ServiceBuilder::new(fs);
+        b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = b.build();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let http = ConnBuilder::new(TokioExecutor::new());
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => {
+                            let Ok((socket, _)) = accepted else { continue };
+                            let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                            tokio::spawn(async move { let _ = conn.await; });
+                        }
+                        _ = &mut stop_rx => break,
+                    }
+                }
+            });
+        });
+        let addr = addr_rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the S3 test server did not start");
+        S3Server { addr, root, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The environment a user would set to reach this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    pub fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
+        Arc::new(
+            AmazonS3Builder::new()
+                .with_endpoint(self.endpoint())
+                .with_allow_http(true)
+                .with_bucket_name(bucket)
+                .with_region("us-east-1")
+                .with_access_key_id(ACCESS_KEY)
+                .with_secret_access_key(SECRET_KEY)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// Upload every file below `local` to `bucket/prefix/…` over HTTP.
+    pub fn upload_dir(&self, local: &Path, bucket: &str, prefix: &str) {
+        let store = self.store(bucket);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        for f in walk(local) {
+            let rel = f.strip_prefix(local).unwrap().to_string_lossy().replace('\\', "/");
+            let key = if prefix.is_empty() { rel } else { format!("{}/{rel}", prefix.trim_end_matches('/')) };
+            let bytes = std::fs::read(&f).unwrap();
+            rt.block_on(store.put(&object_store::path::Path::from(key), PutPayload::from(bytes))).unwrap();
+        }
+    }
+
+    /// Every key in a bucket below `prefix`.
+    pub fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        use futures::TryStreamExt;
+        let store = self.store(bucket);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let p = object_store::path::Path::from(prefix);
+        let mut keys: Vec<String> =
+            rt.block_on(store.list(Some(&p)).map_ok(|m| m.location.to_string()).try_collect()).unwrap();
+        keys.sort();
+        keys
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let store = self.store(bucket);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { store.get(&object_store::path::Path::from(key)).await.unwrap().bytes().await.unwrap().to_vec() })
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A generated export in a fresh temp dir.
+pub struct TestExport {
+    pub dir: tempfile::TempDir,
+    pub generated: Generated,
+}
+
+pub fn export_with(opts: GenerateOptions) -> TestExport {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = generate(dir.path(), &opts).unwrap();
+    TestExport { dir, generated }
+}
+
+pub fn small_export() -> TestExport {
+    export_with(GenerateOptions { items: 500, files: 3, ..Default::default() })
+}
+
+/// Run the dynolake binary.
+pub fn dynolake(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dynolake"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.env_remove("AWS_PROFILE");
+    c.output().expect("run dynolake")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert an exit code, showing the output when it differs.
+#[track_caller]
+pub fn assert_code(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+}
+
+/// The one data file of a generated export with the most items, for corruption tests.
+pub fn biggest_data_file(export_dir: &Path) -> PathBuf {
+    let mut files = walk(&export_dir.join("data"));
+    files.sort_by_key(|f| std::fs::metadata(f).unwrap().len());
+    files.pop().unwrap()
+}
+
+/// Replace the lines of one data file and fix the manifest (MD5, counts) to match.
+pub fn rewrite_data_file(export_dir: &Path, file: &Path, lines: &str) {
+    use base64::Engine;
+    use md5::Digest;
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(lines.as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    std::fs::write(file, &gz).unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(b));
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let count = lines.lines().count() as u64;
+    let mf = export_dir.join("manifest-files.json");
+    let mut total = 0u64;
+    let mut out = String::new();
+    for l in std::fs::read_to_string(&mf).unwrap().lines() {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["dataFileS3Key"].as_str().unwrap().ends_with(name) {
+            v["itemCount"] = count.into();
+            v["md5Checksum"] = b64(&gz).into();
+        }
+        total += v["itemCount"].as_u64().unwrap();
+        out.push_str(&serde_json::to_string(&v).unwrap());
+        out.push('\n');
+    }
+    std::fs::write(&mf, &out).unwrap();
+    std::fs::write(export_dir.join("manifest-files.md5"), b64(out.as_bytes())).unwrap();
+    let sp = export_dir.join("manifest-summary.json");
+    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&sp).unwrap()).unwrap();
+    s["itemCount"] = total.into();
+    let st = serde_json::to_string(&s).unwrap();
+    std::fs::write(&sp, &st).unwrap();
+    std::fs::write(export_dir.join("manifest-summary.md5"), b64(st.as_bytes())).unwrap();
+}
+
+/// The decompressed lines of a data file.
+pub fn read_lines(file: &Path) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(file).unwrap()).read_to_string(&mut s).unwrap();
+    s
+}
+
+/// Every item of an export, by `orderId`, read independently with serde_dynamo.
+pub fn source_items(export_dir: &Path) -> std::collections::HashMap<String, std::collections::HashMap<String, serde_dynamo::AttributeValue>> {
+    let mut out = std::collections::HashMap::new();
+    for f in walk(&export_dir.join("data")) {
+        for line in read_lines(&f).lines() {
+            let v: std::collections::HashMap<String, std::collections::HashMap<String, serde_dynamo::AttributeValue>> =
+                serde_json::from_str(line).unwrap();
+            let item = v.into_iter().next().unwrap().1;
+            let serde_dynamo::AttributeValue::S(id) = &item["orderId"] else { panic!("orderId") };
+            out.insert(id.clone(), item);
+        }
+    }
+    out
+}
+
+/// Every row of the Parquet files below `dir` (skipping `_`-prefixed paths).
+pub fn read_parquet_dir(dir: &Path) -> Vec<arrow::array::RecordBatch> {
+    let mut out = Vec::new();
+    for f in walk(dir) {
+        let rel = f.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+        if rel.split('/').any(|p| p.starts_with('_')) || !rel.ends_with(".parquet") {
+            continue;
+        }
+        let file = std::fs::File::open(&f).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        for b in reader {
+            out.push(b.unwrap());
+        }
+    }
+    out
+}
