@@ -124,7 +124,8 @@ pub fn convert(
         files.append(&mut s.written);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let rejects_file = rejects_written.then(|| dest.display(&rejects_rel.split('/').fold(dest.prefix.clone(), |p, s| p.join(s))));
+    let rejects_file =
+        rejects_written.then(|| dest.display(&rejects_rel.split('/').fold(dest.prefix.clone(), |p, s| p.join(s))));
     if report.decode.rejected > 0 && !opts.allow_rejects {
         discard_staging(dest, &run_id, rt);
         return Err(Error::Verify(format!(

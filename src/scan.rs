@@ -130,7 +130,19 @@ pub fn scan<S: BatchSink>(
                 while !abort.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = export.files.get(i) else { break };
-                    let r = scan_file(export, rt, i, file, &mut decoder, &mut buf, &mut sink, opts, rejects, progress, abort);
+                    let r = scan_file(
+                        export,
+                        rt,
+                        i,
+                        file,
+                        &mut decoder,
+                        &mut buf,
+                        &mut sink,
+                        opts,
+                        rejects,
+                        progress,
+                        abort,
+                    );
                     match r {
                         Ok(facts) => {
                             local.files += 1;
@@ -194,10 +206,10 @@ fn scan_file<S: BatchSink>(
         let mut off = 0;
         while off < n {
             off += decoder.decode(&buf[off..n])?;
-            if decoder.is_full() {
-                if let Some(b) = decoder.flush()? {
-                    sink.write(b)?;
-                }
+            if decoder.is_full()
+                && let Some(b) = decoder.flush()?
+            {
+                sink.write(b)?;
             }
         }
         let items = decoder.stats().items;
@@ -214,10 +226,10 @@ fn scan_file<S: BatchSink>(
         sink.write(b)?;
     }
     let facts = stream.finish()?;
-    if opts.verify {
-        if let Some(p) = check_facts(export, file, &facts).into_iter().next() {
-            return Err(Error::Verify(p));
-        }
+    if opts.verify
+        && let Some(p) = check_facts(export, file, &facts).into_iter().next()
+    {
+        return Err(Error::Verify(p));
     }
     write_rejects(rejects, decoder.take_rejects())?;
     sink.finish_file()?;
@@ -253,7 +265,12 @@ pub struct InferRun {
 }
 
 /// Infer an export's schema: every item on all workers, or the first N items.
-pub fn infer_schema(export: &Export, rt: &tokio::runtime::Handle, run: &InferRun, progress: &Progress) -> Result<Schema> {
+pub fn infer_schema(
+    export: &Export,
+    rt: &tokio::runtime::Handle,
+    run: &InferRun,
+    progress: &Progress,
+) -> Result<Schema> {
     let envelope = run.envelope.unwrap_or(Envelope::Item);
     let next = AtomicUsize::new(0);
     let merged: Mutex<TableStats> = Mutex::new(TableStats::default());

@@ -146,15 +146,11 @@ async fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
     if !have_env_keys || !have_region {
         // The standard AWS chain: profiles, SSO, web identity, IMDS.
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        if !have_region {
-            if let Some(region) = config.region() {
-                builder = builder.with_region(region.to_string());
-            }
+        if !have_region && let Some(region) = config.region() {
+            builder = builder.with_region(region.to_string());
         }
-        if !have_env_keys {
-            if let Some(provider) = config.credentials_provider() {
-                builder = builder.with_credentials(Arc::new(AwsChainCredentials { provider }));
-            }
+        if !have_env_keys && let Some(provider) = config.credentials_provider() {
+            builder = builder.with_credentials(Arc::new(AwsChainCredentials { provider }));
         }
     }
     let store = builder.build().map_err(|e| Error::store(format!("configuring S3 for bucket `{bucket}`"), e))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::export::{self, Export};
 use crate::scan::Progress;
 use crate::schema::Schema;
@@ -161,8 +161,4 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> String {
         line(r.iter().map(String::as_str).collect(), &mut out);
     }
     out
-}
-
-pub fn usage(msg: impl Into<String>) -> Error {
-    Error::Usage(msg.into())
 }

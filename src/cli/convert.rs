@@ -106,7 +106,10 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         println!("{}", serde_json::to_string_pretty(&s).expect("json"));
     } else if !a.quiet {
         if let Some(run) = &s.finished_interrupted_run {
-            eprintln!("finished the commit of interrupted run {run}: {} rows in {} files at {}", s.rows, s.files, s.destination);
+            eprintln!(
+                "finished the commit of interrupted run {run}: {} rows in {} files at {}",
+                s.rows, s.files, s.destination
+            );
             return Ok(ExitCode::SUCCESS);
         }
         let secs = s.elapsed_seconds.max(1e-9);

@@ -89,8 +89,10 @@ fn bytes_bar(export: &Export, quiet: bool) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(export.compressed_bytes());
     bar.set_style(
-        indicatif::ProgressStyle::with_template("verifying {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}")
-            .unwrap(),
+        indicatif::ProgressStyle::with_template(
+            "verifying {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .unwrap(),
     );
     bar
 }
@@ -126,7 +128,15 @@ fn list_table(exports: &[ExportInfo]) -> String {
                 when(s),
                 s.item_count.to_string(),
             ],
-            None => vec![e.id.clone(), "?".into(), "?".into(), "?".into(), "IN PROGRESS".into(), String::new(), String::new()],
+            None => vec![
+                e.id.clone(),
+                "?".into(),
+                "?".into(),
+                "?".into(),
+                "IN PROGRESS".into(),
+                String::new(),
+                String::new(),
+            ],
         })
         .collect();
     print_table(&["EXPORT ID", "TABLE", "TYPE", "FORMAT", "STATUS", "TIME", "ITEMS"], &rows)

@@ -56,7 +56,9 @@ impl Builder {
             ColumnType::Decimal(s) => Builder::Decimal { scale: *s, values: Vec::new(), valid: Vec::new() },
             ColumnType::Float64 => Builder::Float64 { values: Vec::new(), valid: Vec::new() },
             ColumnType::Boolean => Builder::Boolean { values: Vec::new(), valid: Vec::new() },
-            ColumnType::Timestamp(source) => Builder::Timestamp { source: *source, values: Vec::new(), valid: Vec::new() },
+            ColumnType::Timestamp(source) => {
+                Builder::Timestamp { source: *source, values: Vec::new(), valid: Vec::new() }
+            }
             ColumnType::List(e) | ColumnType::Set(e) => {
                 let DataType::List(field) = data_type(t) else { unreachable!("lists map to List") };
                 Builder::List {
@@ -199,7 +201,9 @@ impl Builder {
     /// Roughly how many bytes are buffered (for flushing by size).
     pub fn byte_size(&self) -> usize {
         match self {
-            Builder::Text { data, offsets, .. } | Builder::Binary { data, offsets, .. } => data.len() + offsets.len() * 4,
+            Builder::Text { data, offsets, .. } | Builder::Binary { data, offsets, .. } => {
+                data.len() + offsets.len() * 4
+            }
             Builder::Int64 { values, .. } | Builder::Timestamp { values, .. } => values.len() * 8,
             Builder::Decimal { values, .. } => values.len() * 16,
             Builder::Float64 { values, .. } => values.len() * 8,

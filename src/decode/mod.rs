@@ -269,7 +269,7 @@ impl ItemDecoder {
     /// A batch is full (rows or bytes): call `flush`.
     pub fn is_full(&self) -> bool {
         self.rows >= self.opts.batch_size
-            || (self.rows % 64 == 0 && self.buffered_bytes() >= self.opts.batch_bytes)
+            || (self.rows.is_multiple_of(64) && self.buffered_bytes() >= self.opts.batch_bytes)
     }
 
     fn buffered_bytes(&self) -> usize {
@@ -330,11 +330,8 @@ impl ItemDecoder {
             return Ok(None);
         }
         let n = self.columns.len();
-        let arrays: Vec<ArrayRef> = self
-            .order
-            .iter()
-            .map(|&i| if i == n { self.extra.finish() } else { self.columns[i].finish() })
-            .collect();
+        let arrays: Vec<ArrayRef> =
+            self.order.iter().map(|&i| if i == n { self.extra.finish() } else { self.columns[i].finish() }).collect();
         let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
         RecordBatch::try_new_with_options(self.arrow_schema.clone(), arrays, &opts)
@@ -381,7 +378,11 @@ impl ItemDecoder {
                     return Err(Error::Decode { position, message });
                 }
                 self.stats.rejected += 1;
-                self.rejects.push(Reject { position, reason: message, line: String::from_utf8_lossy(line).into_owned() });
+                self.rejects.push(Reject {
+                    position,
+                    reason: message,
+                    line: String::from_utf8_lossy(line).into_owned(),
+                });
                 Ok(())
             }
         }
@@ -460,7 +461,7 @@ impl ItemDecoder {
                             if self.opts.strict {
                                 return Err(e.at_key(&ctx.key));
                             }
-                            self.to_extra(&ctx.key, cur.slice(start, cur.pos()));
+                            self.push_extra(&ctx.key, cur.slice(start, cur.pos()));
                         }
                         Err(e) => return Err(e.at_key(&ctx.key)),
                     }
@@ -474,7 +475,7 @@ impl ItemDecoder {
                         return Err(DecodeErr::mismatch(start, "the attribute is not in the schema").at_key(&ctx.key));
                     }
                     if self.extra_wanted {
-                        self.to_extra(&ctx.key, cur.slice(start, cur.pos()));
+                        self.push_extra(&ctx.key, cur.slice(start, cur.pos()));
                     }
                 }
             }
@@ -500,7 +501,7 @@ impl ItemDecoder {
     }
 
     /// Add `"name": value` to this row's catch-all object.
-    fn to_extra(&mut self, name: &[u8], raw: &[u8]) {
+    fn push_extra(&mut self, name: &[u8], raw: &[u8]) {
         if !self.extra_row.is_empty() {
             self.extra_row.push(b',');
         }

@@ -84,7 +84,10 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
                     cur.expect(b':')?;
                     let Some(&i) = lookup.get(ctx.key.as_slice()) else {
                         let name = String::from_utf8_lossy(&ctx.key).into_owned();
-                        return Err(DecodeErr::mismatch(cur.pos(), format!("map member `{name}` is not in the schema")));
+                        return Err(DecodeErr::mismatch(
+                            cur.pos(),
+                            format!("map member `{name}` is not in the schema"),
+                        ));
                     };
                     let child = &mut children[i];
                     if child.len() != row {
@@ -159,7 +162,10 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
                         n += 1;
                     }
                     if has_duplicates(child, start) {
-                        return Err(DecodeErr::malformed(cur.pos(), format!("{} set holds a duplicate member", desc.name())));
+                        return Err(DecodeErr::malformed(
+                            cur.pos(),
+                            format!("{} set holds a duplicate member", desc.name()),
+                        ));
                     }
                     offsets.push(offsets.last().unwrap() + n);
                     valid.push(true);
@@ -237,7 +243,9 @@ fn push_scalar(b: &mut Builder, desc: Desc, text: &[u8], cur: &Cursor, bytes: &m
         }
         (Builder::Decimal { scale, values, valid }, Desc::N) => {
             let n = walk::number(cur, text)?;
-            let v = n.to_decimal(u32::from(*scale)).ok_or_else(|| does_not_fit(cur, text, &format!("decimal(38,{scale})")))?;
+            let v = n
+                .to_decimal(u32::from(*scale))
+                .ok_or_else(|| does_not_fit(cur, text, &format!("decimal(38,{scale})")))?;
             values.push(v);
             valid.push(true);
         }

@@ -31,9 +31,8 @@ pub(crate) fn descriptor(cur: &mut Cursor, scratch: &mut Vec<u8>) -> Result<Desc
 /// Check a number's text.
 #[inline]
 pub(crate) fn number(cur: &Cursor, text: &[u8]) -> Result<Number, DecodeErr> {
-    Number::parse(text).ok_or_else(|| {
-        DecodeErr::malformed(cur.pos(), format!("malformed number `{}`", String::from_utf8_lossy(text)))
-    })
+    Number::parse(text)
+        .ok_or_else(|| DecodeErr::malformed(cur.pos(), format!("malformed number `{}`", String::from_utf8_lossy(text))))
 }
 
 /// Check base64 text, decoding it into `out`.

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -112,10 +112,11 @@ pub async fn discover(loc: &Location) -> Result<Vec<ExportInfo>> {
     };
     let sub = list_dir(loc, &aws_dir).await?;
     let ids: Vec<String> = sub.dirs.into_iter().filter(|d| d != "data").collect();
-    let mut out: Vec<ExportInfo> = futures::stream::iter(ids.into_iter().map(|id| export_info(loc, aws_dir.clone().join(id))))
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
+    let mut out: Vec<ExportInfo> =
+        futures::stream::iter(ids.into_iter().map(|id| export_info(loc, aws_dir.clone().join(id))))
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
     let _ = store;
     out.sort_by(|a, b| a.id.cmp(&b.id));
     if out.is_empty() {

@@ -10,7 +10,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -19,24 +19,34 @@ impl Rng {
     }
     /// Uniform in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
     /// Uniform in [0, n).
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
+        if n == 0 { 0 } else { self.next_u64() % n }
     }
     pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len() as u64) as usize]
     }
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
+        (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
 
 const STATUS: &[(&str, u64)] = &[("PENDING", 10), ("PAID", 20), ("SHIPPED", 25), ("DELIVERED", 40), ("CANCELLED", 5)];
 const TAGS: &[&str] = &[
-    "express", "fragile", "b2b", "marketplace", "subscription", "promo", "first-order", "vip", "international",
-    "backorder", "gift-wrap", "eco-packaging",
+    "express",
+    "fragile",
+    "b2b",
+    "marketplace",
+    "subscription",
+    "promo",
+    "first-order",
+    "vip",
+    "international",
+    "backorder",
+    "gift-wrap",
+    "eco-packaging",
 ];
 const CITIES: &[(&str, &str)] = &[
     ("Seattle", "WA"),
@@ -95,8 +105,18 @@ fn s(x: impl Into<String>) -> V {
 /// One order, created somewhere in `[t_lo, t_hi)` (epoch millis).
 pub fn make_item(r: &mut Rng, t_lo: i64, t_hi: i64, awkward: bool) -> Item {
     let mut it: Item = Vec::with_capacity(24);
-    let h = (r.next(), r.next());
-    it.push(("orderId".into(), s(format!("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", h.0 >> 32, (h.0 >> 16) & 0xffff, h.0 & 0xfff, (h.1 >> 48) | 0x8000, h.1 & 0xffff_ffff_ffff))));
+    let h = (r.next_u64(), r.next_u64());
+    it.push((
+        "orderId".into(),
+        s(format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            h.0 >> 32,
+            (h.0 >> 16) & 0xffff,
+            h.0 & 0xfff,
+            (h.1 >> 48) | 0x8000,
+            h.1 & 0xffff_ffff_ffff
+        )),
+    ));
     it.push(("createdAt".into(), s(iso(t_lo + r.below((t_hi - t_lo) as u64) as i64))));
     it.push(("customerId".into(), s(format!("cust_{:08}", r.below(5_000_000)))));
     let nlines = 1 + (r.unit() * r.unit() * 5.0) as usize;
@@ -117,7 +137,18 @@ pub fn make_item(r: &mut Rng, t_lo: i64, t_hi: i64, awkward: bool) -> Item {
     it.push(("amount".into(), V::N(decimal(total, 2))));
     it.push(("quantity".into(), V::N(qty_total.to_string())));
     let mut x = r.below(100);
-    let status = STATUS.iter().find(|(_, w)| if x < *w { true } else { x -= w; false }).unwrap().0;
+    let status = STATUS
+        .iter()
+        .find(|(_, w)| {
+            if x < *w {
+                true
+            } else {
+                x -= w;
+                false
+            }
+        })
+        .unwrap()
+        .0;
     it.push(("status".into(), s(status)));
     if r.unit() < 0.3 {
         it.push(("isGift".into(), V::Bool(r.unit() < 0.5)));
@@ -134,7 +165,8 @@ pub fn make_item(r: &mut Rng, t_lo: i64, t_hi: i64, awkward: bool) -> Item {
         tags.dedup();
         it.push(("tags".into(), V::SS(tags)));
     }
-    let mut scores: Vec<String> = (0..1 + r.below(4)).map(|_| decimal(r.below(20_000) as i64 - 4_000, r.below(3) as u32)).collect();
+    let mut scores: Vec<String> =
+        (0..1 + r.below(4)).map(|_| decimal(r.below(20_000) as i64 - 4_000, r.below(3) as u32)).collect();
     scores.sort();
     scores.dedup();
     it.push(("scores".into(), V::NS(scores)));
@@ -146,10 +178,13 @@ pub fn make_item(r: &mut Rng, t_lo: i64, t_hi: i64, awkward: bool) -> Item {
             ("city".into(), s(city)),
             ("state".into(), s(state)),
             ("zip".into(), s(format!("{:05}", r.below(100_000)))),
-            ("geo".into(), V::M(vec![
-                ("lat".into(), V::N(decimal(25_000_000 + r.below(23_000_000) as i64, 6))),
-                ("lon".into(), V::N(decimal(-123_000_000 + r.below(52_000_000) as i64, 6))),
-            ])),
+            (
+                "geo".into(),
+                V::M(vec![
+                    ("lat".into(), V::N(decimal(25_000_000 + r.below(23_000_000) as i64, 6))),
+                    ("lon".into(), V::N(decimal(-123_000_000 + r.below(52_000_000) as i64, 6))),
+                ]),
+            ),
         ]),
     ));
     it.push(("lines".into(), V::L(lines)));
@@ -158,7 +193,13 @@ pub fn make_item(r: &mut Rng, t_lo: i64, t_hi: i64, awkward: bool) -> Item {
         it.push(("thumbnail".into(), V::B(r.bytes(n))));
     }
     if r.unit() < 0.03 {
-        let mut bs: Vec<Vec<u8>> = (0..1 + r.below(3)).map(|i| { let mut b = r.bytes(8); b[0] = i as u8; b }).collect();
+        let mut bs: Vec<Vec<u8>> = (0..1 + r.below(3))
+            .map(|i| {
+                let mut b = r.bytes(8);
+                b[0] = i as u8;
+                b
+            })
+            .collect();
         bs.dedup();
         it.push(("attachments".into(), V::BS(bs)));
     }
@@ -179,14 +220,21 @@ pub fn make_item(r: &mut Rng, t_lo: i64, t_hi: i64, awkward: bool) -> Item {
         it.push(("history".into(), V::L(vec![s("created"), V::N(r.below(10).to_string()), V::Bool(true)])));
     }
     if r.unit() < 0.03 {
-        let v = if r.unit() < 0.5 { s("raw") } else { V::M(vec![("k".into(), V::N("1".into())), ("empty".into(), V::L(vec![]))]) };
+        let v = if r.unit() < 0.5 {
+            s("raw")
+        } else {
+            V::M(vec![("k".into(), V::N("1".into())), ("empty".into(), V::L(vec![]))])
+        };
         it.push(("payload".into(), v));
     }
     if r.unit() < 0.02 {
         it.push(("precise".into(), V::N(r.pick(PRECISE).to_string())));
     }
     if r.unit() < 0.01 {
-        it.push(("emptyThings".into(), V::M(vec![("s".into(), s("")), ("b".into(), V::B(vec![])), ("m".into(), V::M(vec![]))])));
+        it.push((
+            "emptyThings".into(),
+            V::M(vec![("s".into(), s("")), ("b".into(), V::B(vec![])), ("m".into(), V::M(vec![]))]),
+        ));
     }
     if awkward {
         for (name, v) in [

@@ -84,7 +84,7 @@ pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated>
     let mut meta = Rng::new(opts.seed ^ 0x6d65_7461);
     let base = chrono::DateTime::parse_from_rfc3339("2024-06-01T03:00:00Z").unwrap().timestamp_millis();
     let export_ms = base + (opts.seed % 10_000) as i64 * 60_000;
-    let export_id = format!("{:014}-{:08x}", export_ms + meta.below(900) as i64, meta.next() as u32);
+    let export_id = format!("{:014}-{:08x}", export_ms + meta.below(900) as i64, meta.next_u64() as u32);
     let prefix = opts.prefix.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
     let key_prefix = prefix.map(|p| format!("{p}/")).unwrap_or_default();
     let root = bucket_root.join(prefix.unwrap_or(""));
@@ -99,7 +99,7 @@ pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated>
 
     let incremental = opts.incremental.then(|| {
         let inc_ms = export_ms + 6 * 3_600_000 + 20 * 60_000;
-        format!("{:014}-{:08x}", inc_ms + meta.below(900) as i64, meta.next() as u32)
+        format!("{:014}-{:08x}", inc_ms + meta.below(900) as i64, meta.next_u64() as u32)
     });
     let t_hi = export_ms - 60_000;
     let t_lo = t_hi - 2 * 365 * 86_400_000;
@@ -129,13 +129,13 @@ pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated>
             crate::value::write_item(&item, &mut line);
             line.push_str("}\n");
             out.write(line.as_bytes())?;
-            if let Some((inc, _, count)) = inc_out.as_mut() {
-                if irng.unit() < 0.05 {
-                    let ts_us = inc_from_us + irng.below((inc_to_us - inc_from_us) as u64) as i64;
-                    for rec in items::changes(&mut irng, &item, ts_us) {
-                        inc.write(rec.as_bytes())?;
-                        *count += 1;
-                    }
+            if let Some((inc, _, count)) = inc_out.as_mut()
+                && irng.unit() < 0.05
+            {
+                let ts_us = inc_from_us + irng.below((inc_to_us - inc_from_us) as u64) as i64;
+                for rec in items::changes(&mut irng, &item, ts_us) {
+                    inc.write(rec.as_bytes())?;
+                    *count += 1;
                 }
             }
         }
@@ -150,10 +150,16 @@ pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated>
     }
 
     let table_arn = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}", opts.table);
-    let iso = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    };
-    let table_id = format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", meta.next() as u32, meta.next() as u16, meta.next() as u16, meta.next() as u16, meta.next() & 0xffff_ffff_ffff);
+    let iso =
+        |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let table_id = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        meta.next_u64() as u32,
+        meta.next_u64() as u16,
+        meta.next_u64() as u16,
+        meta.next_u64() as u16,
+        meta.next_u64() & 0xffff_ffff_ffff
+    );
     let prefix_json = match prefix {
         Some(p) => serde_json::to_string(p).unwrap(),
         None => "null".into(),

@@ -15,8 +15,8 @@ use base64::Engine;
 use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
 use md5::{Digest, Md5};
+use object_store::ObjectStoreExt;
 
 use crate::error::{Error, Result};
 use crate::export::{DataFile, Export};
@@ -159,9 +159,7 @@ impl DataStream {
     pub fn finish(self) -> Result<FileFacts> {
         let mut reader = self.gz.into_inner();
         let mut rest = Vec::new();
-        reader
-            .read_to_end(&mut rest)
-            .map_err(|e| Error::Verify(format!("{}: read failed: {e}", self.name)))?;
+        reader.read_to_end(&mut rest).map_err(|e| Error::Verify(format!("{}: read failed: {e}", self.name)))?;
         let hashing = reader.into_inner();
         let lines = self.newlines + u64::from(self.last_byte.is_some_and(|b| b != b'\n'));
         Ok(FileFacts {
@@ -189,10 +187,11 @@ pub fn check_facts(export: &Export, file: &DataFile, facts: &FileFacts) -> Vec<S
             file.entry.item_count, facts.lines
         ));
     }
-    if let Some(size) = file.size {
-        if size != facts.compressed_bytes {
-            problems.push(format!("{name}: size changed while reading: {size} bytes listed, {} read", facts.compressed_bytes));
-        }
+    if let Some(size) = file.size
+        && size != facts.compressed_bytes
+    {
+        problems
+            .push(format!("{name}: size changed while reading: {size} bytes listed, {} read", facts.compressed_bytes));
     }
     problems
 }

@@ -34,7 +34,10 @@ pub fn arrow_field(f: &Field) -> ArrowField {
     let mut meta = HashMap::new();
     meta.insert(META_ATTRIBUTE.to_string(), f.attribute.clone());
     meta.insert(META_TYPE.to_string(), f.ty.to_string());
-    ArrowField::new(&f.column, data_type(&f.ty), f.nullable || true).with_metadata(meta)
+    // Always nullable in Arrow: a schema file is applied to other exports too,
+    // where any attribute may be absent. `nullable` in the schema file records
+    // what inference saw.
+    ArrowField::new(&f.column, data_type(&f.ty), true).with_metadata(meta)
 }
 
 pub fn data_type(t: &ColumnType) -> DataType {

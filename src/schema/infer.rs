@@ -166,7 +166,10 @@ impl Stats {
     /// The statistics of member `key` of an `M` value.
     pub fn member(&mut self, key: &str, order: u64, opts: &InferOptions) -> &mut Stats {
         let members = self.members.get_or_insert_with(Default::default);
-        if members.collapsed.is_none() && !members.by_key.contains_key(key) && members.by_key.len() >= opts.map_threshold {
+        if members.collapsed.is_none()
+            && !members.by_key.contains_key(key)
+            && members.by_key.len() >= opts.map_threshold
+        {
             let mut all = Stats::with_order(order);
             for (_, s) in members.by_key.drain() {
                 all.merge(s);
@@ -222,12 +225,7 @@ impl Stats {
     }
 
     fn seen(&self) -> BTreeMap<String, u64> {
-        DESCRIPTORS
-            .iter()
-            .zip(self.counts)
-            .filter(|(_, n)| *n > 0)
-            .map(|(d, n)| (d.to_string(), n))
-            .collect()
+        DESCRIPTORS.iter().zip(self.counts).filter(|(_, n)| *n > 0).map(|(d, n)| (d.to_string(), n)).collect()
     }
 
     fn non_null(&self) -> u64 {
@@ -251,9 +249,10 @@ impl Stats {
             [Desc::L] => match &self.elem {
                 None => (ColumnType::List(Box::new(ColumnType::String)), Some("only empty lists seen".into())),
                 Some(e) => match e.column_type(opts) {
-                    (ColumnType::Json, _) => {
-                        (ColumnType::Json, Some(format!("list elements do not unify ({}): kept as DynamoDB JSON", e.kinds())))
-                    }
+                    (ColumnType::Json, _) => (
+                        ColumnType::Json,
+                        Some(format!("list elements do not unify ({}): kept as DynamoDB JSON", e.kinds())),
+                    ),
                     (t, note) => (ColumnType::List(Box::new(t)), note.map(|n| format!("elements: {n}"))),
                 },
             },
@@ -324,14 +323,7 @@ fn fields_with_reserved(
         .zip(cols)
         .map(|((k, s), column)| {
             let (ty, note) = s.column_type(opts);
-            Field {
-                attribute: k.clone(),
-                column,
-                ty,
-                nullable: s.non_null() < parent_count,
-                seen: s.seen(),
-                note,
-            }
+            Field { attribute: k.clone(), column, ty, nullable: s.non_null() < parent_count, seen: s.seen(), note }
         })
         .collect()
 }

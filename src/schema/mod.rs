@@ -117,7 +117,10 @@ fn validate_fields(fields: &[Field], path: &str) -> Result<()> {
             return Err(Error::Schema(format!("attribute `{path}{}` appears twice", f.attribute)));
         }
         if !cols.insert(&f.column) {
-            return Err(Error::Schema(format!("column name `{}` is used twice (at `{path}{}`)", f.column, f.attribute)));
+            return Err(Error::Schema(format!(
+                "column name `{}` is used twice (at `{path}{}`)",
+                f.column, f.attribute
+            )));
         }
         if f.column.is_empty() {
             return Err(Error::Schema(format!("attribute `{path}{}` has an empty column name", f.attribute)));
@@ -151,7 +154,12 @@ impl ColumnType {
     pub fn parse(s: &str, fields: Option<Vec<Field>>) -> Result<ColumnType> {
         let s = s.trim();
         let lower = s.to_ascii_lowercase();
-        let inner = |prefix: &str| lower.strip_prefix(prefix).and_then(|r| r.strip_suffix('>')).map(|r| &s[prefix.len()..prefix.len() + r.len()]);
+        let inner = |prefix: &str| {
+            lower
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix('>'))
+                .map(|r| &s[prefix.len()..prefix.len() + r.len()])
+        };
         if let Some(t) = inner("list<") {
             return Ok(ColumnType::List(Box::new(ColumnType::parse(t, fields)?)));
         }
@@ -181,9 +189,7 @@ impl ColumnType {
             "timestamp(epoch_s)" => ColumnType::Timestamp(TimestampSource::EpochSeconds),
             "timestamp(epoch_ms)" => ColumnType::Timestamp(TimestampSource::EpochMillis),
             "timestamp(epoch_us)" => ColumnType::Timestamp(TimestampSource::EpochMicros),
-            "struct" => ColumnType::Struct(
-                fields.ok_or_else(|| Error::Schema(format!("type `{s}` needs `fields`")))?,
-            ),
+            "struct" => ColumnType::Struct(fields.ok_or_else(|| Error::Schema(format!("type `{s}` needs `fields`")))?),
             _ => {
                 return Err(Error::Schema(format!(
                     "unknown type `{s}`; expected string, bigint, decimal(38,S), number, double, boolean, binary, \

@@ -14,8 +14,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::text::{csv_quote, write_cell, write_json};
 use crate::error::{Error, Result};
@@ -34,7 +34,11 @@ pub fn create(loc: &Location, path: &Path, rt: &tokio::runtime::Handle) -> Resul
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
         }
         let f = std::fs::File::create(&p).map_err(|e| Error::io(p.display().to_string(), e))?;
-        return Ok(Box::new(LocalOut { w: BufWriter::with_capacity(1 << 20, f), bytes: 0, name: p.display().to_string() }));
+        return Ok(Box::new(LocalOut {
+            w: BufWriter::with_capacity(1 << 20, f),
+            bytes: 0,
+            name: p.display().to_string(),
+        }));
     }
     let upload = rt
         .block_on(loc.store.put_multipart(path))
@@ -133,14 +137,18 @@ pub fn parse_compression(s: &str) -> Result<PqCompression> {
         level.map_or(Ok(d), |l| l.parse().map_err(|_| Error::Usage(format!("bad compression level in `{s}`"))))
     };
     Ok(match name.to_ascii_lowercase().as_str() {
-        "zstd" => PqCompression::ZSTD(
-            ZstdLevel::try_new(level_num(1)?).map_err(|e| Error::Usage(format!("`{s}`: {e}")))?,
-        ),
+        "zstd" => {
+            PqCompression::ZSTD(ZstdLevel::try_new(level_num(1)?).map_err(|e| Error::Usage(format!("`{s}`: {e}")))?)
+        }
         "snappy" => PqCompression::SNAPPY,
         "gzip" => PqCompression::GZIP(Default::default()),
         "lz4" => PqCompression::LZ4_RAW,
         "none" | "uncompressed" => PqCompression::UNCOMPRESSED,
-        _ => return Err(Error::Usage(format!("unknown compression `{s}`; use zstd[:LEVEL], snappy, gzip, lz4 or none"))),
+        _ => {
+            return Err(Error::Usage(format!(
+                "unknown compression `{s}`; use zstd[:LEVEL], snappy, gzip, lz4 or none"
+            )));
+        }
     })
 }
 
@@ -172,7 +180,8 @@ impl FormatWriter {
                     .set_key_value_metadata(Some(pq.metadata.clone()))
                     .set_created_by(format!("dynolake {}", env!("CARGO_PKG_VERSION")))
                     .build();
-                let w = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| Error::engine("opening a Parquet file", e))?;
+                let w = ArrowWriter::try_new(out, schema, Some(props))
+                    .map_err(|e| Error::engine("opening a Parquet file", e))?;
                 FormatWriter::Parquet(Box::new(w))
             }
             Format::Csv => {

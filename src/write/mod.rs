@@ -112,7 +112,8 @@ impl DatasetSink {
                 }
             }
             self.seq += 1;
-            let name = format!("part-{}-{:02}-{:05}.{}", self.run_id, self.worker, self.seq, self.opts.format.extension());
+            let name =
+                format!("part-{}-{:02}-{:05}.{}", self.run_id, self.worker, self.seq, self.opts.format.extension());
             let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
             let path = rel.split('/').fold(self.staging.clone(), |p, s| p.join(s));
             let out = files::create(&self.dest, &path, &self.rt)?;
@@ -189,7 +190,8 @@ impl BatchSink for DatasetSink {
             let sub = if rows.len() == batch.num_rows() {
                 batch.clone()
             } else {
-                arrow::compute::take_record_batch(&batch, &UInt32Array::from(rows)).map_err(|e| Error::engine("splitting partitions", e))?
+                arrow::compute::take_record_batch(&batch, &UInt32Array::from(rows))
+                    .map_err(|e| Error::engine("splitting partitions", e))?
             };
             self.write_part(&dir, vals, sub)?;
         }

@@ -68,7 +68,10 @@ impl PartitionSpec {
             .or_else(|| schema.fields.iter().find(|f| f.column == col))
             .ok_or_else(|| {
                 let names: Vec<&str> = schema.fields.iter().map(|f| f.attribute.as_str()).collect();
-                Error::Usage(format!("--partition-by `{t}`: no attribute or column `{col}`; there are: {}", names.join(", ")))
+                Error::Usage(format!(
+                    "--partition-by `{t}`: no attribute or column `{col}`; there are: {}",
+                    names.join(", ")
+                ))
             })?;
         let athena_type = match (&field.ty, transform) {
             (ColumnType::String | ColumnType::Timestamp(_), Transform::Identity) => "string",
@@ -107,7 +110,7 @@ impl PartitionSpec {
             DataType::Utf8 => {
                 let a = col.as_string::<i32>();
                 for i in 0..n {
-                    out.push(if a.is_null(i) { None } else { self.from_text(a.value(i)) });
+                    out.push(if a.is_null(i) { None } else { self.value_of_text(a.value(i)) });
                 }
             }
             DataType::Int64 => {
@@ -127,7 +130,10 @@ impl PartitionSpec {
                     out.push(if col.is_null(i) {
                         None
                     } else {
-                        Some(crate::write::text::decimal_text(col.as_primitive::<arrow::datatypes::Decimal128Type>(), i))
+                        Some(crate::write::text::decimal_text(
+                            col.as_primitive::<arrow::datatypes::Decimal128Type>(),
+                            i,
+                        ))
                     });
                 }
             }
@@ -139,7 +145,7 @@ impl PartitionSpec {
                     } else {
                         chrono::DateTime::from_timestamp_micros(a.value(i)).map(|t| {
                             let iso = t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-                            self.from_text(&iso).unwrap_or(iso)
+                            self.value_of_text(&iso).unwrap_or(iso)
                         })
                     });
                 }
@@ -150,14 +156,17 @@ impl PartitionSpec {
     }
 
     /// The value from text: as is, or the ISO-8601 prefix a transform keeps.
-    fn from_text(&self, s: &str) -> Option<String> {
+    fn value_of_text(&self, s: &str) -> Option<String> {
         let b = s.as_bytes();
         let digits = |r: std::ops::Range<usize>| b.get(r.clone()).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
-        let date_ok = digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7) && b.get(7) == Some(&b'-') && digits(8..10);
+        let date_ok =
+            digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7) && b.get(7) == Some(&b'-') && digits(8..10);
         match self.transform {
             Transform::Identity => Some(s.to_string()),
             Transform::Year if digits(0..4) => Some(s[..4].to_string()),
-            Transform::Month if date_ok || (digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7)) => Some(s[..7].to_string()),
+            Transform::Month if date_ok || (digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7)) => {
+                Some(s[..7].to_string())
+            }
             Transform::Day if date_ok => Some(s[..10].to_string()),
             Transform::Hour if date_ok && matches!(b.get(10), Some(b'T' | b' ')) && digits(11..13) => {
                 Some(format!("{}-{}", &s[..10], &s[11..13]))
@@ -172,7 +181,10 @@ pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         let needs = (c as u32) < 0x20
-            || matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\u{7f}' | '{' | '[' | ']' | '^');
+            || matches!(
+                c,
+                '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\u{7f}' | '{' | '[' | ']' | '^'
+            );
         if needs {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
@@ -191,12 +203,15 @@ pub fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' {
-            if let Some(v) = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && let Some(v) = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -209,7 +224,14 @@ pub fn dir_of(specs: &[PartitionSpec], values: &[Option<&str>]) -> String {
     specs
         .iter()
         .zip(values)
-        .map(|(s, v)| format!("{}={}", s.name, v.map(|v| if v.is_empty() { HIVE_NULL.to_string() } else { escape(v) }).unwrap_or_else(|| HIVE_NULL.into())))
+        .map(|(s, v)| {
+            format!(
+                "{}={}",
+                s.name,
+                v.map(|v| if v.is_empty() { HIVE_NULL.to_string() } else { escape(v) })
+                    .unwrap_or_else(|| HIVE_NULL.into())
+            )
+        })
         .collect::<Vec<_>>()
         .join("/")
 }

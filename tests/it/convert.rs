@@ -60,7 +60,11 @@ fn partitions_land_where_they_should() {
     let e = export_with(GenerateOptions { items: 800, files: 2, ..Default::default() });
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("ds");
-    let o = convert(&e.generated.full_export_dir, &dest, &["-p", "status", "-p", "month(createdAt)", "--max-open-files", "3"]);
+    let o = convert(
+        &e.generated.full_export_dir,
+        &dest,
+        &["-p", "status", "-p", "month(createdAt)", "--max-open-files", "3"],
+    );
     assert_code(&o, 0);
     let source = source_items(&e.generated.full_export_dir);
     let mut rows = 0;
@@ -74,7 +78,8 @@ fn partitions_land_where_they_should() {
         let status = parts[0].strip_prefix("status=").unwrap();
         let month = parts[1].strip_prefix("created_at_month=").unwrap();
         let file = std::fs::File::open(&f).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
         for b in reader {
             let b = b.unwrap();
             assert!(b.column_by_name("status").is_none(), "identity partition columns are not repeated");
@@ -133,7 +138,8 @@ fn jsonl_and_csv_parse_back_with_exact_numbers() {
         let fields: Vec<arrow::datatypes::Field> =
             header.iter().map(|h| arrow::datatypes::Field::new(*h, arrow::datatypes::DataType::Utf8, true)).collect();
         let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
-        let reader = arrow::csv::ReaderBuilder::new(schema).with_header(true).build(std::fs::File::open(&f).unwrap()).unwrap();
+        let reader =
+            arrow::csv::ReaderBuilder::new(schema).with_header(true).build(std::fs::File::open(&f).unwrap()).unwrap();
         for b in reader {
             let b = b.unwrap();
             let ids = b.column_by_name("order_id").unwrap().as_string::<i32>();
@@ -184,7 +190,10 @@ fn a_crash_before_or_during_the_commit_never_leaves_half_a_dataset() {
     assert!(first.iter().any(|f| f == "_SUCCESS"));
 
     // Overwrite, crashing half way through moving files into place.
-    let o = dynolake(&["convert", src, d, "-p", "status", "--mode", "overwrite"], &[("DYNOLAKE_CRASH_AT", "mid-commit".into())]);
+    let o = dynolake(
+        &["convert", src, d, "-p", "status", "--mode", "overwrite"],
+        &[("DYNOLAKE_CRASH_AT", "mid-commit".into())],
+    );
     assert_code(&o, 101);
     // The old dataset is still complete and its commit record still the only one.
     for f in &first {
@@ -255,7 +264,10 @@ fn a_schema_file_renames_retypes_and_catches_the_rest() {
     let e = export_with(GenerateOptions { items: 300, files: 2, ..Default::default() });
     let out = tempfile::tempdir().unwrap();
     let schema_path = out.path().join("orders.json");
-    let o = dynolake(&["schema", e.generated.full_export_dir.to_str().unwrap(), "-o", schema_path.to_str().unwrap(), "-q"], &[]);
+    let o = dynolake(
+        &["schema", e.generated.full_export_dir.to_str().unwrap(), "-o", schema_path.to_str().unwrap(), "-q"],
+        &[],
+    );
     assert_code(&o, 0);
     let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&schema_path).unwrap()).unwrap();
     let cols = s["columns"].as_array_mut().unwrap();
@@ -280,7 +292,10 @@ fn a_schema_file_renames_retypes_and_catches_the_rest() {
     let mut with_notes = 0;
     for b in read_parquet_dir(&dest) {
         assert!(matches!(b.column_by_name("total").unwrap().data_type(), arrow::datatypes::DataType::Float64));
-        assert!(matches!(b.column_by_name("created_at").unwrap().data_type(), arrow::datatypes::DataType::Timestamp(_, _)));
+        assert!(matches!(
+            b.column_by_name("created_at").unwrap().data_type(),
+            arrow::datatypes::DataType::Timestamp(_, _)
+        ));
         let ids = b.column_by_name("order_id").unwrap().as_string::<i32>();
         let extra = b.column_by_name("_extra").unwrap().as_string::<i32>();
         for r in 0..b.num_rows() {

@@ -80,7 +80,7 @@ fn decimal_to_norm(v: i128, scale: i8) -> (bool, String, i64) {
 
 // ---------- comparing an Arrow value with the source value ----------
 
-fn meta<'a>(f: &'a Field) -> &'a str {
+fn meta(f: &Field) -> &str {
     f.metadata().get("dynolake.type").map(String::as_str).unwrap_or("")
 }
 
@@ -224,7 +224,10 @@ fn check_batch(batch: &RecordBatch, items: &[HashMap<String, AV>]) {
             check(col.as_ref(), f, row, item.get(attr), &format!("row {row} {attr}"));
         }
         for k in item.keys() {
-            assert!(schema.fields().iter().any(|f| f.metadata().get("dynolake.attribute") == Some(k)), "attribute {k} lost");
+            assert!(
+                schema.fields().iter().any(|f| f.metadata().get("dynolake.attribute") == Some(k)),
+                "attribute {k} lost"
+            );
         }
     }
 }
@@ -237,13 +240,26 @@ fn number() -> impl Strategy<Value = String> {
         (any::<i32>(), 0u32..6).prop_map(|(v, s)| {
             let d = (v as i64).unsigned_abs().to_string();
             let s = s as usize;
-            let body = if s == 0 { d } else if d.len() > s { format!("{}.{}", &d[..d.len() - s], &d[d.len() - s..]) } else { format!("0.{}{d}", "0".repeat(s - d.len())) };
+            let body = if s == 0 {
+                d
+            } else if d.len() > s {
+                format!("{}.{}", &d[..d.len() - s], &d[d.len() - s..])
+            } else {
+                format!("0.{}{d}", "0".repeat(s - d.len()))
+            };
             if v < 0 { format!("-{body}") } else { body }
         }),
         prop::sample::select(vec![
-            "0", "-0.0", "1E+125", "-1E-130", "12345678901234567890123456789012345678",
-            "-0.00000000000000000000000000000000000001", "9223372036854775808", "-9223372036854775808",
-            "1.5E3", "7e-2",
+            "0",
+            "-0.0",
+            "1E+125",
+            "-1E-130",
+            "12345678901234567890123456789012345678",
+            "-0.00000000000000000000000000000000000001",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "1.5E3",
+            "7e-2",
         ])
         .prop_map(str::to_string),
     ]
@@ -281,7 +297,12 @@ fn value() -> impl Strategy<Value = AV> {
 }
 
 fn item() -> impl Strategy<Value = HashMap<String, AV>> {
-    prop::collection::hash_map(prop::sample::select(vec!["pk", "amount", "tags", "doc", "Note", "note", "x.y", "list"]).prop_map(str::to_string), value(), 1..6)
+    prop::collection::hash_map(
+        prop::sample::select(vec!["pk", "amount", "tags", "doc", "Note", "note", "x.y", "list"])
+            .prop_map(str::to_string),
+        value(),
+        1..6,
+    )
 }
 
 fn lines(items: &[HashMap<String, AV>]) -> Vec<u8> {
@@ -310,7 +331,17 @@ proptest! {
 
 fn sample_lines() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let g = dynolake::generate::generate(dir.path(), &dynolake::generate::GenerateOptions { items: 300, files: 1, empty_files: 0, awkward_names: true, ..Default::default() }).unwrap();
+    let g = dynolake::generate::generate(
+        dir.path(),
+        &dynolake::generate::GenerateOptions {
+            items: 300,
+            files: 1,
+            empty_files: 0,
+            awkward_names: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let f = crate::support::walk(&g.full_export_dir.join("data")).pop().unwrap();
     let mut out = Vec::new();
     use std::io::Read;
@@ -340,7 +371,9 @@ fn chunk_boundaries_do_not_matter() {
 #[test]
 fn a_line_of_several_megabytes_decodes() {
     let big = "x".repeat(3 << 20);
-    let data = format!("{{\"Item\":{{\"pk\":{{\"S\":\"a\"}},\"blob\":{{\"S\":\"{big}\"}}}}}}\n{{\"Item\":{{\"pk\":{{\"S\":\"b\"}}}}}}\n");
+    let data = format!(
+        "{{\"Item\":{{\"pk\":{{\"S\":\"a\"}},\"blob\":{{\"S\":\"{big}\"}}}}}}\n{{\"Item\":{{\"pk\":{{\"S\":\"b\"}}}}}}\n"
+    );
     for chunk in [1000, 65536, data.len()] {
         let (_, b, _) = infer_and_decode(data.as_bytes(), chunk, DecodeOptions::default());
         let b = concat(&b);
@@ -411,7 +444,11 @@ fn errors_name_file_line_and_path() {
 "#;
     let schema = schema_of(good);
     let cases: &[(&str, &str, &str)] = &[
-        (r#"{"Item":{"pk":{"S":"a"},"lines":{"L":[{"M":{"price":{"N":"1.5"}}},{"M":{"price":{"N":"abc"}}}]}}}"#, "lines[1].price", "malformed number"),
+        (
+            r#"{"Item":{"pk":{"S":"a"},"lines":{"L":[{"M":{"price":{"N":"1.5"}}},{"M":{"price":{"N":"abc"}}}]}}}"#,
+            "lines[1].price",
+            "malformed number",
+        ),
         (r#"{"Item":{"pk":{"X":"a"}}}"#, "pk", "unknown type descriptor `X`"),
         (r#"{"Item":{"pk":{"S":"a"},"b":{"B":"!!!"}}}"#, "b", "bad base64"),
         (r#"{"Item":{"pk":{"SS":["a","a"]}}}"#, "pk", "duplicate"),
@@ -434,7 +471,7 @@ fn errors_name_file_line_and_path() {
         let mut dec = ItemDecoder::new(&schema, DecodeOptions { strict: true, ..Default::default() });
         dec.start_file("test.json");
         let err = dec.decode(data.as_bytes()).and_then(|_| dec.finish_file()).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("test.json:2")), "{err}");
+        assert!(err.starts_with(&"test.json:2".to_string()), "{err}");
         assert!(err.contains(msg), "{err}");
     }
 }
@@ -478,7 +515,12 @@ fn a_projection_decodes_only_what_it_names() {
     let schema = schema_of(&data);
     let amount = schema.fields.iter().position(|f| f.attribute == "amount").unwrap();
     let status = schema.fields.iter().position(|f| f.attribute == "status").unwrap();
-    let (b, _) = decode_with(&schema, &data, 1000, DecodeOptions { projection: Some(vec![status, amount]), ..Default::default() });
+    let (b, _) = decode_with(
+        &schema,
+        &data,
+        1000,
+        DecodeOptions { projection: Some(vec![status, amount]), ..Default::default() },
+    );
     let b = concat(&b);
     assert_eq!(b.num_columns(), 2);
     assert_eq!(b.schema().field(0).name(), "status");

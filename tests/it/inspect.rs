@@ -139,7 +139,13 @@ fn checksum_files_may_be_named_checksum() {
 #[test]
 fn inspect_and_verify_through_s3() {
     let s3 = S3Server::start();
-    let e = export_with(GenerateOptions { items: 300, files: 2, prefix: Some("backups/orders".into()), incremental: true, ..Default::default() });
+    let e = export_with(GenerateOptions {
+        items: 300,
+        files: 2,
+        prefix: Some("backups/orders".into()),
+        incremental: true,
+        ..Default::default()
+    });
     s3.upload_dir(e.dir.path(), BUCKET, "");
     let id = &e.generated.full_export_id;
     // A prefix with two exports: listed.
@@ -175,8 +181,15 @@ fn inspect_and_verify_through_s3() {
     assert!(stdout(&o).contains(&key), "{}", stdout(&o));
 
     // An export in progress on S3.
-    rt.block_on(store.put(&object_store::path::Path::from("backups/orders/AWSDynamoDB/01999999999999-00000000/_started"), vec![].into())).unwrap();
-    let o = dynolake(&["inspect", &format!("s3://{BUCKET}/backups/orders/AWSDynamoDB/01999999999999-00000000/")], &s3.env());
+    rt.block_on(store.put(
+        &object_store::path::Path::from("backups/orders/AWSDynamoDB/01999999999999-00000000/_started"),
+        vec![].into(),
+    ))
+    .unwrap();
+    let o = dynolake(
+        &["inspect", &format!("s3://{BUCKET}/backups/orders/AWSDynamoDB/01999999999999-00000000/")],
+        &s3.env(),
+    );
     assert_code(&o, 2);
     assert!(stderr(&o).contains("in progress"), "{}", stderr(&o));
 }

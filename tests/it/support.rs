@@ -17,7 +17,8 @@ pub const BUCKET: &str = "exports";
 /// An S3 server over HTTP on a free loopback port, stopped on drop.
 pub struct S3Server {
     pub addr: SocketAddr,
-    pub root: tempfile::TempDir,
+    /// Where the server keeps its buckets; removed on drop.
+    _root: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -60,7 +61,7 @@ impl S3Server {
             });
         });
         let addr = addr_rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the S3 test server did not start");
-        S3Server { addr, root, stop: Some(stop_tx), thread: Some(thread) }
+        S3Server { addr, _root: root, stop: Some(stop_tx), thread: Some(thread) }
     }
 
     pub fn endpoint(&self) -> String {
@@ -120,7 +121,9 @@ impl S3Server {
     pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         let store = self.store(bucket);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async { store.get(&object_store::path::Path::from(key)).await.unwrap().bytes().await.unwrap().to_vec() })
+        rt.block_on(async {
+            store.get(&object_store::path::Path::from(key)).await.unwrap().bytes().await.unwrap().to_vec()
+        })
     }
 }
 
@@ -240,7 +243,9 @@ pub fn read_lines(file: &Path) -> String {
 }
 
 /// Every item of an export, by `orderId`, read independently with serde_dynamo.
-pub fn source_items(export_dir: &Path) -> std::collections::HashMap<String, std::collections::HashMap<String, serde_dynamo::AttributeValue>> {
+pub fn source_items(
+    export_dir: &Path,
+) -> std::collections::HashMap<String, std::collections::HashMap<String, serde_dynamo::AttributeValue>> {
     let mut out = std::collections::HashMap::new();
     for f in walk(&export_dir.join("data")) {
         for line in read_lines(&f).lines() {
@@ -263,7 +268,8 @@ pub fn read_parquet_dir(dir: &Path) -> Vec<arrow::array::RecordBatch> {
             continue;
         }
         let file = std::fs::File::open(&f).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
         for b in reader {
             out.push(b.unwrap());
         }
