@@ -23,6 +23,7 @@ pub mod generate;
 pub mod read;
 pub mod scan;
 pub mod schema;
+pub mod sql;
 pub mod store;
 pub mod value;
 pub mod write;

@@ -9,6 +9,7 @@ mod convert;
 mod generate;
 mod inspect;
 mod schema;
+mod sql;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ enum Command {
     Convert(convert::Args),
     Inspect(inspect::Args),
     Schema(schema::Args),
+    Sql(sql::Args),
     Generate(generate::Args),
 }
 
@@ -71,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Convert(a) => convert::run(a, &rt),
         Command::Inspect(a) => inspect::run(a, &rt),
         Command::Schema(a) => schema::run(a, &rt),
+        Command::Sql(a) => sql::run(a, &rt),
         Command::Generate(a) => generate::run(a),
     };
     match result {

@@ -113,12 +113,12 @@ pub fn make_item(r: &mut Rng, t_lo: i64, t_hi: i64, awkward: bool) -> Item {
             h.0 >> 32,
             (h.0 >> 16) & 0xffff,
             h.0 & 0xfff,
-            (h.1 >> 48) | 0x8000,
+            ((h.1 >> 48) & 0x3fff) | 0x8000,
             h.1 & 0xffff_ffff_ffff
         )),
     ));
     it.push(("createdAt".into(), s(iso(t_lo + r.below((t_hi - t_lo) as u64) as i64))));
-    it.push(("customerId".into(), s(format!("cust_{:08}", r.below(5_000_000)))));
+    it.push(("customerId".into(), s(format!("cust_{:08}", r.below(1_000)))));
     let nlines = 1 + (r.unit() * r.unit() * 5.0) as usize;
     let mut total = 0i64;
     let mut qty_total = 0i64;

@@ -1,0 +1,208 @@
+//! `dynolake sql`: ask an export or a dataset questions, in SQL.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::prelude::SessionContext;
+use datafusion_cli::print_format::PrintFormat;
+use datafusion_cli::print_options::{MaxRows, PrintOptions};
+
+use super::CliResult;
+use crate::error::Error;
+use crate::sql::{SqlOptions, TableKind, register, session};
+
+/// SQL over DynamoDB exports (decoded on the fly) and datasets written by convert.
+///
+/// Each TABLE is a location, optionally named: an export (its folder, or a prefix
+/// holding AWSDynamoDB/), a dataset written by `dynolake convert`, or any Parquet
+/// folder; `name=location` picks the table name (default: the export's table name,
+/// or the dataset folder's name, made safe). Without -e or -f, an interactive shell
+/// (\d lists tables, \d NAME describes one, \q quits).
+///
+/// Examples:
+///   dynolake sql examples/orders -e 'SELECT status, count(*), sum(amount) FROM orders GROUP BY status'
+///   dynolake sql examples/orders lake=/tmp/orders-parquet -f sql/join_export_and_dataset.sql
+///   dynolake sql s3://bucket/exports/ -e 'SELECT * FROM orders LIMIT 10' --format csv
+///   dynolake sql examples/orders -e 'SELECT * FROM orders' --format parquet -o /tmp/all.parquet
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Tables: [name=]location
+    tables: Vec<String>,
+    /// Run this statement and exit (repeatable)
+    #[arg(short = 'e', long = "execute")]
+    execute: Vec<String>,
+    /// Run the statements in this file and exit (repeatable)
+    #[arg(short = 'f', long = "file")]
+    file: Vec<PathBuf>,
+    /// Apply this schema file to raw exports (as convert does)
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// Which export to read when a location holds several
+    #[arg(long)]
+    export_id: Option<String>,
+    /// Infer a raw export's schema from its first N items
+    #[arg(long)]
+    sample: Option<u64>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    format: OutFormat,
+    /// Write the result here instead of stdout (with --format csv, json, ndjson or parquet)
+    #[arg(short = 'o', long)]
+    output: Option<PathBuf>,
+    /// Rows shown in table output (0: all)
+    #[arg(long, default_value_t = 0)]
+    max_rows: usize,
+    /// Worker threads (default: one per core)
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutFormat {
+    Table,
+    Csv,
+    Json,
+    Ndjson,
+    Parquet,
+}
+
+pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
+    let jobs = a.jobs.unwrap_or_else(crate::scan::default_jobs).max(1);
+    let ctx = session(jobs);
+    let opts = SqlOptions {
+        schema_file: a.schema.clone(),
+        export_id: a.export_id.clone(),
+        sample: a.sample,
+        map_threshold: None,
+        jobs,
+    };
+    let interactive = a.execute.is_empty() && a.file.is_empty();
+    for spec in &a.tables {
+        let (name, kind) = register(&ctx, spec, &opts, rt)?;
+        if interactive && !a.quiet {
+            let what = match kind {
+                TableKind::Export { export_id } => format!("DynamoDB export {export_id}"),
+                TableKind::Dataset { partitions } if partitions.is_empty() => "dataset".to_string(),
+                TableKind::Dataset { partitions } | TableKind::Parquet { partitions } if !partitions.is_empty() => {
+                    format!("Parquet, partitioned by {}", partitions.join(", "))
+                }
+                _ => "Parquet".to_string(),
+            };
+            eprintln!("table {name}: {what} at {}", spec.rsplit_once('=').map_or(spec.as_str(), |(_, l)| l));
+        }
+    }
+    let mut statements = a.execute.clone();
+    for f in &a.file {
+        let text = std::fs::read_to_string(f).map_err(|e| Error::io(f.display().to_string(), e))?;
+        statements.extend(split_statements(&text));
+    }
+    if interactive {
+        let mut print = print_options(&a, PrintFormat::Table);
+        rt.block_on(datafusion_cli::exec::exec_from_repl(&ctx, &mut print))
+            .map_err(|e| Error::Usage(format!("the interactive shell failed: {e}")))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for sql in statements {
+        let r = if a.output.is_some() || a.format == OutFormat::Parquet {
+            write_result(&ctx, &sql, &a, rt)
+        } else {
+            let format = match a.format {
+                OutFormat::Table => PrintFormat::Table,
+                OutFormat::Csv => PrintFormat::Csv,
+                OutFormat::Json => PrintFormat::Json,
+                OutFormat::Ndjson | OutFormat::Parquet => PrintFormat::NdJson,
+            };
+            let print = print_options(&a, format);
+            rt.block_on(datafusion_cli::exec::exec_from_commands(&ctx, vec![sql.clone()], &print))
+                .map_err(|e| explain(&ctx, e))
+        };
+        r?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_options(a: &Args, format: PrintFormat) -> PrintOptions {
+    PrintOptions {
+        format,
+        quiet: a.quiet || !a.execute.is_empty() || !a.file.is_empty(),
+        maxrows: if a.max_rows == 0 { MaxRows::Unlimited } else { MaxRows::Limited(a.max_rows) },
+        color: false,
+        instrumented_registry: Arc::new(Default::default()),
+    }
+}
+
+fn write_result(ctx: &SessionContext, sql: &str, a: &Args, rt: &tokio::runtime::Runtime) -> crate::Result<()> {
+    let out = a.output.as_ref().ok_or_else(|| Error::Usage("--format parquet needs -o FILE".into()))?;
+    let path = out.to_str().ok_or_else(|| Error::Usage("the output path is not UTF-8".into()))?;
+    rt.block_on(async {
+        let df = ctx.sql(sql).await.map_err(|e| explain(ctx, e))?;
+        let opts = DataFrameWriteOptions::new().with_single_file_output(true);
+        let r = match a.format {
+            OutFormat::Parquet => df.write_parquet(path, opts, None).await,
+            OutFormat::Csv | OutFormat::Table => df.write_csv(path, opts, None).await,
+            OutFormat::Json | OutFormat::Ndjson => df.write_json(path, opts, None).await,
+        };
+        r.map(|_| ()).map_err(|e| explain(ctx, e))
+    })
+}
+
+/// DataFusion's message, plus the table names when a table is unknown.
+fn explain(ctx: &SessionContext, e: datafusion::error::DataFusionError) -> Error {
+    let msg = e.to_string();
+    if msg.contains("not found") && msg.to_lowercase().contains("table") {
+        let mut names: Vec<String> = ctx
+            .catalog("datafusion")
+            .and_then(|c| c.schema("public"))
+            .map(|s| s.table_names())
+            .unwrap_or_default();
+        names.sort();
+        let list = if names.is_empty() { "none (pass a location as an argument)".into() } else { names.join(", ") };
+        return Error::Usage(format!("{msg}; the tables are: {list}"));
+    }
+    Error::Usage(msg)
+}
+
+/// Split a SQL file into statements at `;` outside quotes and comments.
+pub fn split_statements(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            (None, '-') if chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        cur.push('\n');
+                        break;
+                    }
+                }
+            }
+            (None, ';') => {
+                if !cur.trim().is_empty() {
+                    out.push(cur.trim().to_string());
+                }
+                cur.clear();
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}

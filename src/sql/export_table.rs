@@ -1,0 +1,215 @@
+//! A DataFusion table over a raw export: the data files are decoded on the fly.
+//!
+//! Files are spread over the scan's partitions (one per core by default) and
+//! decoded on blocking threads. Only the projected attributes are decoded
+//! (the rest of each line is skipped); a `LIMIT` stops reading early. Every
+//! file read to its end is checked against the manifest (MD5, line count), so
+//! a corrupted file is an error, never a wrong answer.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+
+use crate::decode::{DecodeOptions, ItemDecoder};
+use crate::export::Export;
+use crate::read::{CHUNK, DataStream, check_facts};
+use crate::schema::Schema;
+
+/// A raw export as a table.
+#[derive(Debug)]
+pub struct ExportTable {
+    export: Arc<Export>,
+    schema: Arc<Schema>,
+    arrow: SchemaRef,
+    partitions: usize,
+}
+
+impl ExportTable {
+    pub fn new(export: Export, schema: Schema, partitions: usize) -> ExportTable {
+        let arrow = schema.arrow_schema();
+        ExportTable { export: Arc::new(export), schema: Arc::new(schema), arrow, partitions: partitions.max(1) }
+    }
+}
+
+#[async_trait]
+impl TableProvider for ExportTable {
+    fn schema(&self) -> SchemaRef {
+        self.arrow.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let projection: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.arrow.fields().len()).collect());
+        let out_schema = Arc::new(self.arrow.project(&projection)?);
+        let n = self.partitions.min(self.export.files.len()).max(1);
+        let props = PlanProperties::new(
+            EquivalenceProperties::new(out_schema.clone()),
+            Partitioning::UnknownPartitioning(n),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Arc::new(ExportExec {
+            export: self.export.clone(),
+            schema: self.schema.clone(),
+            projection,
+            out_schema,
+            limit,
+            partitions: n,
+            props: Arc::new(props),
+        }))
+    }
+}
+
+/// The physical scan of an [`ExportTable`].
+#[derive(Debug)]
+pub struct ExportExec {
+    export: Arc<Export>,
+    schema: Arc<Schema>,
+    projection: Vec<usize>,
+    out_schema: SchemaRef,
+    limit: Option<usize>,
+    partitions: usize,
+    props: Arc<PlanProperties>,
+}
+
+impl DisplayAs for ExportExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let cols: Vec<&str> = self.out_schema.fields().iter().map(|f| f.name().as_str()).collect();
+        write!(
+            f,
+            "DynamoDBExportExec: export={}, files={}, projection=[{}]",
+            self.export.id,
+            self.export.files.len(),
+            cols.join(", ")
+        )?;
+        if let Some(l) = self.limit {
+            write!(f, ", limit={l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for ExportExec {
+    fn name(&self) -> &str {
+        "DynamoDBExportExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, partition: usize, _ctx: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let export = self.export.clone();
+        let schema = self.schema.clone();
+        let projection = self.projection.clone();
+        let limit = self.limit;
+        let step = self.partitions;
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let batch_size = limit.map_or(8192, |l| l.clamp(1, 8192));
+            let opts = DecodeOptions { projection: Some(projection), batch_size, ..Default::default() };
+            let mut decoder = ItemDecoder::new(&schema, opts);
+            let mut buf = vec![0u8; CHUNK];
+            let mut rows = 0usize;
+            let send = |r: DfResult<arrow::array::RecordBatch>| tx.blocking_send(r).is_ok();
+            for file in export.files.iter().skip(partition).step_by(step) {
+                let r = (|| -> crate::Result<bool> {
+                    let name = export.display(file);
+                    if file.size.is_none() {
+                        return Err(crate::Error::Verify(format!("{name}: data file is missing")));
+                    }
+                    decoder.start_file(&name);
+                    let mut stream = DataStream::open(&export, file, &rt)?;
+                    loop {
+                        let n = stream.next_chunk(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        let mut off = 0;
+                        while off < n {
+                            off += decoder.decode(&buf[off..n])?;
+                            if decoder.is_full() {
+                                if let Some(b) = decoder.flush()? {
+                                    rows += b.num_rows();
+                                    if !send(Ok(b)) {
+                                        return Ok(false);
+                                    }
+                                }
+                                if limit.is_some_and(|l| rows >= l) {
+                                    return Ok(false);
+                                }
+                            }
+                        }
+                    }
+                    decoder.finish_file()?;
+                    if let Some(b) = decoder.flush()? {
+                        rows += b.num_rows();
+                        if !send(Ok(b)) {
+                            return Ok(false);
+                        }
+                    }
+                    let facts = stream.finish()?;
+                    if let Some(p) = check_facts(&export, file, &facts).into_iter().next() {
+                        return Err(crate::Error::Verify(p));
+                    }
+                    if let Some(r) = decoder.take_rejects().into_iter().next() {
+                        return Err(crate::Error::Decode { position: r.position, message: r.reason });
+                    }
+                    Ok(!limit.is_some_and(|l| rows >= l))
+                })();
+                match r {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        send(Err(DataFusionError::External(Box::new(e))));
+                        return;
+                    }
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.out_schema.clone(), stream)))
+    }
+
+    fn supports_limit_pushdown(&self) -> bool {
+        true
+    }
+}

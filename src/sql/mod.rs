@@ -1,0 +1,162 @@
+//! SQL over exports and datasets, with DataFusion.
+//!
+//! A table location is a raw DynamoDB export (decoded on the fly by
+//! [`ExportTable`]), a dataset written by `convert` (its commit record gives
+//! the Hive partition columns), or any Parquet folder (partition directories
+//! are discovered). Tables are named after the export's table or the
+//! dataset's folder, made safe, or as the user says with `name=location`.
+
+mod export_table;
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::{SessionConfig, SessionContext};
+pub use export_table::{ExportExec, ExportTable};
+
+use crate::error::{Error, Result};
+use crate::export;
+use crate::scan::{InferRun, Progress, infer_schema};
+use crate::schema::{Schema, names::safe_name};
+use crate::store::{Location, LocationKind};
+use crate::write::commit;
+
+/// How to register tables.
+#[derive(Debug, Clone, Default)]
+pub struct SqlOptions {
+    pub schema_file: Option<std::path::PathBuf>,
+    pub export_id: Option<String>,
+    pub sample: Option<u64>,
+    pub map_threshold: Option<usize>,
+    pub jobs: usize,
+}
+
+/// A new session: information schema on (for `\d` and `SHOW TABLES`), one partition per core.
+pub fn session(jobs: usize) -> SessionContext {
+    let config = SessionConfig::new().with_information_schema(true).with_target_partitions(jobs.max(1));
+    SessionContext::new_with_config(config)
+}
+
+/// What a location turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableKind {
+    Export { export_id: String },
+    Dataset { partitions: Vec<String> },
+    Parquet { partitions: Vec<String> },
+}
+
+/// Register `[name=]location` in `ctx`; returns the table name and what it is.
+pub fn register(
+    ctx: &SessionContext,
+    spec: &str,
+    opts: &SqlOptions,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(String, TableKind)> {
+    let (name, location) = match spec.split_once('=') {
+        Some((n, l)) if !n.contains('/') && !n.contains(':') => (Some(n.to_string()), l),
+        _ => (None, spec),
+    };
+    let loc = rt.block_on(Location::parse(location))?;
+    if let LocationKind::S3 { bucket } = &loc.kind {
+        let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|e| Error::Usage(e.to_string()))?;
+        ctx.register_object_store(&url, loc.store.clone());
+    }
+    // A raw export?
+    match rt.block_on(export::discover(&loc)) {
+        Ok(found) => {
+            let info = export::choose(&found, opts.export_id.as_deref())?;
+            let ex = rt.block_on(export::open(&loc, &info))?;
+            if let Some(p) = ex.manifest_problems.first() {
+                return Err(Error::Verify(p.clone()));
+            }
+            let schema = match &opts.schema_file {
+                Some(p) => Schema::load(p)?,
+                None => {
+                    let run = InferRun {
+                        options: crate::schema::infer::InferOptions {
+                            map_threshold: opts.map_threshold.unwrap_or(100),
+                        },
+                        sample: opts.sample,
+                        jobs: opts.jobs,
+                        envelope: None,
+                    };
+                    infer_schema(&ex, rt.handle(), &run, &Progress::default())?
+                }
+            };
+            let name = name.unwrap_or_else(|| safe_name(ex.table_name()));
+            let id = ex.id.clone();
+            let table = ExportTable::new(ex, schema, opts.jobs);
+            ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering", e))?;
+            return Ok((name, TableKind::Export { export_id: id }));
+        }
+        Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    // A dataset written by convert, or a Parquet folder.
+    let commits = rt.block_on(commit::read_commits(&loc))?;
+    let base_name = || safe_name(loc.file_name().unwrap_or("t"));
+    let (partition_cols, kind): (Vec<(String, DataType)>, _) = if let Some(last) = commits.last() {
+        if last.format != crate::write::files::Format::Parquet {
+            return Err(Error::Usage(format!(
+                "{} is a {:?} dataset; SQL reads Parquet datasets and raw exports",
+                loc.url, last.format
+            )));
+        }
+        let cols: Vec<(String, DataType)> = last
+            .partition_by
+            .iter()
+            .map(|p| {
+                let t = match p.athena_type.as_str() {
+                    "bigint" => DataType::Int64,
+                    "boolean" => DataType::Boolean,
+                    _ => DataType::Utf8,
+                };
+                (p.name.clone(), t)
+            })
+            .collect();
+        let names = cols.iter().map(|c| c.0.clone()).collect();
+        (cols, TableKind::Dataset { partitions: names })
+    } else {
+        (Vec::new(), TableKind::Parquet { partitions: Vec::new() })
+    };
+    let table_url = listing_url(&loc, partition_cols.is_empty() && matches!(kind, TableKind::Dataset { .. }))?;
+    let state = ctx.state();
+    let mut options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let kind = match kind {
+        TableKind::Parquet { .. } => {
+            let found = rt
+                .block_on(options.infer_partitions(&state, &table_url))
+                .map_err(|e| Error::engine(format!("listing {}", loc.url), e))?;
+            options = options.with_table_partition_cols(found.iter().map(|c| (c.clone(), DataType::Utf8)).collect());
+            TableKind::Parquet { partitions: found }
+        }
+        k => {
+            options = options.with_table_partition_cols(partition_cols);
+            k
+        }
+    };
+    let schema = rt.block_on(options.infer_schema(&state, &table_url)).map_err(|e| {
+        Error::NotFound(format!(
+            "{} is neither a DynamoDB export nor a Parquet dataset: {e}",
+            loc.url
+        ))
+    })?;
+    let config = ListingTableConfig::new(table_url).with_listing_options(options).with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| Error::engine("opening the dataset", e))?;
+    let name = name.unwrap_or_else(base_name);
+    ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering", e))?;
+    Ok((name, kind))
+}
+
+/// The listing URL of a dataset folder. An unpartitioned dynolake dataset keeps its
+/// committed files at the top level, so only those are listed (never `_temporary/`).
+fn listing_url(loc: &Location, top_level_only: bool) -> Result<ListingTableUrl> {
+    let base = match &loc.kind {
+        LocationKind::S3 { bucket } => format!("s3://{bucket}/{}/", loc.prefix),
+        LocationKind::Local => format!("/{}/", loc.prefix),
+    };
+    let s = if top_level_only { format!("{base}*.parquet") } else { base };
+    ListingTableUrl::parse(&s).map_err(|e| Error::Usage(format!("{}: {e}", loc.url)))
+}
