@@ -154,6 +154,16 @@ fn write_result(ctx: &SessionContext, sql: &str, a: &Args, rt: &tokio::runtime::
 /// DataFusion's message, plus the table names when a table is unknown.
 fn explain(ctx: &SessionContext, e: datafusion::error::DataFusionError) -> Error {
     let msg = e.to_string();
+    // A failure of the data (checksum, decoding) is not a usage error: exit 1.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(ours) = s.downcast_ref::<Error>() {
+            if !matches!(ours, Error::Usage(_) | Error::NotFound(_)) {
+                return Error::Verify(ours.to_string());
+            }
+        }
+        source = s.source();
+    }
     if msg.contains("not found") && msg.to_lowercase().contains("table") {
         let mut names: Vec<String> = ctx
             .catalog("datafusion")

@@ -3,4 +3,5 @@
 mod convert;
 mod decode;
 mod inspect;
+mod sql;
 mod support;
