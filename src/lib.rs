@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod convert;
+pub mod ddl;
 pub mod decode;
 pub mod error;
 pub mod export;

@@ -6,6 +6,7 @@
 
 mod common;
 mod convert;
+mod ddl;
 mod generate;
 mod inspect;
 mod schema;
@@ -30,6 +31,7 @@ enum Command {
     Inspect(inspect::Args),
     Schema(schema::Args),
     Sql(sql::Args),
+    Ddl(ddl::Args),
     Generate(generate::Args),
 }
 
@@ -74,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a, &rt),
         Command::Schema(a) => schema::run(a, &rt),
         Command::Sql(a) => sql::run(a, &rt),
+        Command::Ddl(a) => ddl::run(a, &rt),
         Command::Generate(a) => generate::run(a),
     };
     match result {

@@ -157,19 +157,16 @@ fn explain(ctx: &SessionContext, e: datafusion::error::DataFusionError) -> Error
     // A failure of the data (checksum, decoding) is not a usage error: exit 1.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {
-        if let Some(ours) = s.downcast_ref::<Error>() {
-            if !matches!(ours, Error::Usage(_) | Error::NotFound(_)) {
-                return Error::Verify(ours.to_string());
-            }
+        if let Some(ours) = s.downcast_ref::<Error>()
+            && !matches!(ours, Error::Usage(_) | Error::NotFound(_))
+        {
+            return Error::Verify(ours.to_string());
         }
         source = s.source();
     }
     if msg.contains("not found") && msg.to_lowercase().contains("table") {
-        let mut names: Vec<String> = ctx
-            .catalog("datafusion")
-            .and_then(|c| c.schema("public"))
-            .map(|s| s.table_names())
-            .unwrap_or_default();
+        let mut names: Vec<String> =
+            ctx.catalog("datafusion").and_then(|c| c.schema("public")).map(|s| s.table_names()).unwrap_or_default();
         names.sort();
         let list = if names.is_empty() { "none (pass a location as an argument)".into() } else { names.join(", ") };
         return Error::Usage(format!("{msg}; the tables are: {list}"));

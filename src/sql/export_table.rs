@@ -193,7 +193,7 @@ impl ExecutionPlan for ExportExec {
                     if let Some(r) = decoder.take_rejects().into_iter().next() {
                         return Err(crate::Error::Decode { position: r.position, message: r.reason });
                     }
-                    Ok(!limit.is_some_and(|l| rows >= l))
+                    Ok(limit.is_none_or(|l| rows < l))
                 })();
                 match r {
                     Ok(true) => {}

@@ -137,12 +137,9 @@ pub fn register(
             k
         }
     };
-    let schema = rt.block_on(options.infer_schema(&state, &table_url)).map_err(|e| {
-        Error::NotFound(format!(
-            "{} is neither a DynamoDB export nor a Parquet dataset: {e}",
-            loc.url
-        ))
-    })?;
+    let schema = rt
+        .block_on(options.infer_schema(&state, &table_url))
+        .map_err(|e| Error::NotFound(format!("{} is neither a DynamoDB export nor a Parquet dataset: {e}", loc.url)))?;
     let config = ListingTableConfig::new(table_url).with_listing_options(options).with_schema(schema);
     let table = ListingTable::try_new(config).map_err(|e| Error::engine("opening the dataset", e))?;
     let name = name.unwrap_or_else(base_name);

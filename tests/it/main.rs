@@ -1,6 +1,7 @@
 //! One integration-test binary (link time dominates): every suite is a module.
 
 mod convert;
+mod ddl;
 mod decode;
 mod inspect;
 mod sql;

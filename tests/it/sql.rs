@@ -18,7 +18,14 @@ fn fixture() -> (TestExport, tempfile::TempDir) {
     let e = export_with(GenerateOptions { items: 3000, files: 3, seed: 7, ..Default::default() });
     let out = tempfile::tempdir().unwrap();
     let o = dynolake(
-        &["convert", e.generated.full_export_dir.to_str().unwrap(), out.path().join("lake").to_str().unwrap(), "-p", "status", "-q"],
+        &[
+            "convert",
+            e.generated.full_export_dir.to_str().unwrap(),
+            out.path().join("lake").to_str().unwrap(),
+            "-p",
+            "status",
+            "-q",
+        ],
         &[],
     );
     assert_code(&o, 0);
@@ -37,8 +44,9 @@ fn snapshot(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("no snapshot {}: run the tests once with UPDATE_SNAPSHOTS=1 and review it", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!("no snapshot {}: run the tests once with UPDATE_SNAPSHOTS=1 and review it", path.display())
+    });
     assert_eq!(actual, expected, "{name}: result differs from {}", path.display());
 }
 
@@ -110,7 +118,11 @@ fn projection_limit_and_partition_pruning_show_in_explain() {
     let export = format!("orders={}", e.dir.path().display());
     let o = sql(&[&export, "-e", "EXPLAIN SELECT status, sum(amount) FROM orders GROUP BY status", "--format", "csv"]);
     assert_code(&o, 0);
-    assert!(stdout(&o).contains("projection=[amount, status]") || stdout(&o).contains("projection=[status, amount]"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("projection=[amount, status]") || stdout(&o).contains("projection=[status, amount]"),
+        "{}",
+        stdout(&o)
+    );
     let o = sql(&[&export, "-e", "EXPLAIN SELECT order_id FROM orders LIMIT 10", "--format", "csv"]);
     assert!(stdout(&o).contains("limit=10"), "{}", stdout(&o));
     let o = sql(&[&export, "-e", "SELECT order_id FROM orders LIMIT 10", "--format", "csv"]);
@@ -172,11 +184,21 @@ fn sql_over_s3_and_results_to_parquet() {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("r.parquet");
     let o = dynolake(
-        &["sql", &format!("s3://{BUCKET}/tables/orders"), "-e", "SELECT order_id, amount, tags FROM orders", "--format", "parquet", "-o", file.to_str().unwrap()],
+        &[
+            "sql",
+            &format!("s3://{BUCKET}/tables/orders"),
+            "-e",
+            "SELECT order_id, amount, tags FROM orders",
+            "--format",
+            "parquet",
+            "-o",
+            file.to_str().unwrap(),
+        ],
         &s3.env(),
     );
     assert_code(&o, 0);
-    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+        .unwrap();
     let rows: usize = r.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 400);
 }

@@ -1,0 +1,199 @@
+//! `dynolake ddl`: the statements that make data queryable in Athena (or Glue).
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+
+use super::CliResult;
+use super::common::{DecodeArgs, SourceArgs};
+use crate::ddl::raw::{RawSource, ctas, distinct_partitions_sql, raw_table, raw_view};
+use crate::ddl::{DatasetTable, add_partitions, dataset_table, glue_table_input};
+use crate::error::Error;
+use crate::export;
+use crate::schema::Schema;
+use crate::schema::names::safe_name;
+use crate::store::{Location, LocationKind};
+use crate::write::commit;
+use crate::write::partition::PartitionSpec;
+
+/// Athena / Glue table definitions for a dataset written by convert, or for a raw export.
+///
+/// For a dataset: CREATE EXTERNAL TABLE with exact types, PARTITIONED BY and partition
+/// projection (or --partitions explicit for ALTER TABLE … ADD PARTITION), or a Glue
+/// TableInput with --format glue. For a raw export: the JSON SerDe table, a view that
+/// unwraps the descriptors, and with --ctas the statements that convert inside Athena.
+///
+/// Examples:
+///   dynolake ddl s3://lake/orders/ --database analytics
+///   dynolake ddl s3://lake/orders/ --format glue > table.json
+///   dynolake ddl s3://bucket/exports/ --database raw --ctas --ctas-location s3://lake/orders_ctas/ -p status
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    decode: DecodeArgs,
+    /// Table name (default: the dataset folder's or the export's table name, made safe)
+    #[arg(long)]
+    table: Option<String>,
+    #[arg(long)]
+    database: Option<String>,
+    /// Where Athena should look (default: the location given)
+    #[arg(long)]
+    location: Option<String>,
+    /// projection: partition projection properties; explicit: ALTER TABLE … ADD PARTITION statements
+    #[arg(long, value_enum, default_value_t = Partitions::Projection)]
+    partitions: Partitions,
+    #[arg(long, value_enum, default_value_t = DdlFormat::Athena)]
+    format: DdlFormat,
+    /// Raw export: also print the CTAS statements that write partitioned Parquet inside Athena
+    #[arg(long)]
+    ctas: bool,
+    /// Raw export, --ctas: where the CTAS writes
+    #[arg(long)]
+    ctas_location: Option<String>,
+    /// Raw export, --ctas: partition columns, as for convert
+    #[arg(long = "partition-by", short = 'p')]
+    partition_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Partitions {
+    Projection,
+    Explicit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DdlFormat {
+    Athena,
+    Glue,
+}
+
+fn url_of(loc: &Location, prefix: &object_store::path::Path) -> String {
+    match &loc.kind {
+        LocationKind::S3 { bucket } => format!("s3://{bucket}/{prefix}"),
+        LocationKind::Local => format!("/{prefix}"),
+    }
+}
+
+pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
+    let loc = rt.block_on(Location::parse(&a.source.src))?;
+    let commits = rt.block_on(commit::read_commits(&loc))?;
+    let mut out = String::new();
+    if let Some(last) = commits.last() {
+        let schema = Schema::from_file_str("commit record", &last.schema.to_string())?;
+        let partitions: Vec<BTreeMap<String, Option<String>>> =
+            commits.iter().flat_map(|c| c.files.iter().map(|f| f.partition.clone())).collect();
+        let table = a.table.clone().unwrap_or_else(|| safe_name(loc.file_name().unwrap_or(&last.source.table)));
+        let location = a.location.clone().unwrap_or_else(|| url_of(&loc, &loc.prefix));
+        let d = DatasetTable {
+            database: a.database.as_deref(),
+            table: &table,
+            location: &location,
+            schema: &schema,
+            partition_by: &last.partition_by,
+            partitions: &partitions,
+            projection: a.partitions == Partitions::Projection,
+        };
+        match a.format {
+            DdlFormat::Glue => {
+                out.push_str(&format!("{}\n", serde_json::to_string_pretty(&glue_table_input(&d)).unwrap()))
+            }
+            DdlFormat::Athena => {
+                if !location.starts_with("s3://") {
+                    out.push_str(
+                        "-- LOCATION is local: pass --location s3://… for where Athena will find the files.\n",
+                    );
+                }
+                out.push_str(&dataset_table(&d));
+                if a.partitions == Partitions::Explicit && !last.partition_by.is_empty() {
+                    out.push_str(&add_partitions(&d));
+                }
+            }
+        }
+        print!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // A raw export.
+    if a.format == DdlFormat::Glue {
+        return Err(Error::Usage(
+            "--format glue is for datasets written by convert; for a raw export use the Athena DDL".into(),
+        )
+        .into());
+    }
+    let ex = rt.block_on(export::open_at(&loc, a.source.export_id.as_deref()))?;
+    if ex.summary.export_type != export::ExportType::FullExport {
+        return Err(Error::Usage(format!(
+            "export {} is incremental: its data folder is shared by every incremental export under the prefix; \
+             raw tables over incremental exports are not supported yet — convert it, or point at a full export",
+            ex.id
+        ))
+        .into());
+    }
+    let schema = a.decode.schema(&ex, rt, a.source.jobs(), true)?;
+    let base = safe_name(ex.table_name());
+    let table = a.table.clone().unwrap_or_else(|| format!("{base}_raw"));
+    let view = base.clone();
+    let data_location = a.location.clone().unwrap_or_else(|| url_of(&loc, &ex.dir.clone().join("data")));
+    let export_id = ex.id.clone();
+    let src = RawSource {
+        database: a.database.as_deref(),
+        table: &table,
+        data_location: &data_location,
+        export_id: &export_id,
+        schema: &schema,
+    };
+    out.push_str(&raw_table(&src));
+    out.push('\n');
+    out.push_str(&raw_view(&src, &view));
+    if a.ctas {
+        let target_loc =
+            a.ctas_location.clone().ok_or_else(|| Error::Usage("--ctas needs --ctas-location s3://…".into()))?;
+        let specs =
+            a.partition_by.iter().map(|p| PartitionSpec::parse(p, &schema)).collect::<crate::Result<Vec<_>>>()?;
+        let values =
+            if specs.is_empty() { Vec::new() } else { distinct_partitions(ex, &schema, &specs, a.source.jobs(), rt)? };
+        out.push('\n');
+        out.push_str(&ctas(&src, &view, &format!("{base}_parquet"), &target_loc, &specs, &values));
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The distinct partition tuples of an export, computed with dynolake's own SQL engine.
+fn distinct_partitions(
+    ex: export::Export,
+    schema: &Schema,
+    specs: &[PartitionSpec],
+    jobs: usize,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<Vec<Vec<Option<String>>>> {
+    let ctx = crate::sql::session(jobs);
+    ctx.register_table("t", Arc::new(crate::sql::ExportTable::new(ex, schema.clone(), jobs)))
+        .map_err(|e| Error::engine("registering", e))?;
+    let sql = distinct_partitions_sql("t", specs, schema);
+    let batches = rt
+        .block_on(async { ctx.sql(&sql).await?.collect().await })
+        .map_err(|e| Error::engine("counting partitions", e))?;
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<arrow::array::ArrayRef> = b
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::engine("counting partitions", e))?;
+        for r in 0..b.num_rows() {
+            out.push(
+                cols.iter()
+                    .map(|c| if c.is_null(r) { None } else { Some(c.as_string::<i32>().value(r).to_string()) })
+                    .collect(),
+            );
+        }
+    }
+    out.sort();
+    Ok(out)
+}
