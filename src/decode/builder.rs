@@ -40,7 +40,14 @@ pub enum Builder {
     Boolean { values: Vec<bool>, valid: Vec<bool> },
     Timestamp { source: TimestampSource, values: Vec<i64>, valid: Vec<bool> },
     List { set: bool, field: FieldRef, offsets: Vec<i32>, child: Box<Builder>, valid: Vec<bool> },
-    Struct { fields: Fields, children: Vec<Builder>, lookup: HashMap<Box<[u8]>, usize>, valid: Vec<bool> },
+    Struct {
+        fields: Fields,
+        children: Vec<Builder>,
+        /// Attribute names of the members, in order.
+        names: Vec<Box<[u8]>>,
+        lookup: HashMap<Box<[u8]>, usize>,
+        valid: Vec<bool>,
+    },
     Map { field: FieldRef, offsets: Vec<i32>, keys: Box<Builder>, values: Box<Builder>, valid: Vec<bool> },
 }
 
@@ -74,6 +81,7 @@ impl Builder {
                 Builder::Struct {
                     fields,
                     children: fs.iter().map(|f| Builder::new(&f.ty)).collect(),
+                    names: fs.iter().map(|f| f.attribute.as_bytes().into()).collect(),
                     lookup: fs.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
                     valid: Vec::new(),
                 }

@@ -189,6 +189,10 @@ pub struct ItemDecoder {
     /// Output column order: schema field indices (the catch-all is `fields.len()`).
     order: Vec<usize>,
     lookup: HashMap<Box<[u8]>, usize>,
+    /// Column of the k-th attribute of the previous line: items of a table
+    /// usually list their attributes in the same order, so one comparison
+    /// usually replaces a hash lookup.
+    last_order: Vec<usize>,
     extra: Builder,
     extra_wanted: bool,
     extra_row: Vec<u8>,
@@ -227,6 +231,7 @@ impl ItemDecoder {
             wanted,
             order: wanted_idx,
             lookup: schema.fields.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
+            last_order: Vec::new(),
             extra: Builder::new(&crate::schema::ColumnType::Json),
             extra_wanted,
             extra_row: Vec::new(),
@@ -435,6 +440,7 @@ impl ItemDecoder {
         self.extra_row.clear();
         cur.expect(b'{')?;
         let mut first = true;
+        let mut pos = 0;
         while cur.next_member(&mut first)? {
             let k = cur.string(&mut ctx.scratch)?;
             ctx.key.clear();
@@ -442,7 +448,14 @@ impl ItemDecoder {
             cur.expect(b':')?;
             cur.skip_ws();
             let start = cur.pos();
-            let col = self.lookup.get(ctx.key.as_slice()).copied();
+            let predicted = self.last_order.get(pos).copied().filter(|&i| self.attributes[i].as_bytes() == ctx.key.as_slice());
+            let col = predicted.or_else(|| self.lookup.get(ctx.key.as_slice()).copied());
+            match (col, self.last_order.get_mut(pos)) {
+                (Some(i), Some(slot)) => *slot = i,
+                (Some(i), None) => self.last_order.push(i),
+                _ => {}
+            }
+            pos += 1;
             match col {
                 Some(i) if self.wanted[i] => {
                     if self.columns[i].len() != row {

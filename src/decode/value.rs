@@ -73,16 +73,20 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
             }
         }
         Desc::M => match b {
-            Builder::Struct { children, lookup, valid, .. } => {
+            Builder::Struct { children, lookup, names, valid, .. } => {
                 let row = valid.len();
                 cur.expect(b'{')?;
                 let mut first = true;
+                let mut pos = 0;
                 while cur.next_member(&mut first)? {
                     let k = cur.string(&mut ctx.scratch)?;
                     ctx.key.clear();
                     ctx.key.extend_from_slice(k);
                     cur.expect(b':')?;
-                    let Some(&i) = lookup.get(ctx.key.as_slice()) else {
+                    // Members usually come in schema order: try that before hashing.
+                    let hit = names.get(pos).filter(|n| n.as_ref() == ctx.key.as_slice()).map(|_| pos);
+                    pos += 1;
+                    let Some(i) = hit.or_else(|| lookup.get(ctx.key.as_slice()).copied()) else {
                         let name = String::from_utf8_lossy(&ctx.key).into_owned();
                         return Err(DecodeErr::mismatch(
                             cur.pos(),
