@@ -140,58 +140,53 @@ impl<'o> Walk<'o> {
     }
 
     fn set(&mut self, cur: &mut Cursor, desc: Desc, mut stats: Option<&mut Stats>) -> Result<(), DecodeErr> {
-        let elem_desc = match desc {
-            Desc::SS => Desc::S,
-            Desc::NS => Desc::N,
-            _ => Desc::B,
-        };
         cur.expect(b'[')?;
         let mut first = true;
-        let mut members: Vec<Vec<u8>> = Vec::new();
+        // Members are compared as their JSON text (DynamoDB writes canonical
+        // JSON) or, for numbers, as parsed values: no allocation per member.
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut nums: Vec<(bool, u128, i32, u32)> = Vec::new();
         let mut i = 0;
         while cur.next_element(&mut first)? {
+            cur.skip_ws();
+            let start = cur.pos();
             let text = cur.string(&mut self.scratch)?;
-            let canon: Vec<u8> = match elem_desc {
-                Desc::N => {
+            match desc {
+                Desc::NS => {
                     let n = number(cur, text).map_err(|e| e.at_index(i))?;
                     if let Some(s) = stats.as_deref_mut() {
                         s.count(Desc::N);
                         s.num.add(&n);
                     }
-                    if n.too_long { text.to_vec() } else { format!("{}:{}:{}", n.neg, n.mantissa, n.exp).into_bytes() }
+                    if n.too_long {
+                        spans.push((start, cur.pos()));
+                    } else {
+                        nums.push((n.neg, n.mantissa, n.exp, n.digits));
+                    }
                 }
-                Desc::B => {
+                Desc::BS => {
                     self.bytes.clear();
                     base64_into(cur, text, &mut self.bytes).map_err(|e| e.at_index(i))?;
                     if let Some(s) = stats.as_deref_mut() {
                         s.count(Desc::B);
                     }
-                    self.bytes.clone()
+                    spans.push((start, cur.pos()));
                 }
                 _ => {
                     if let Some(s) = stats.as_deref_mut() {
                         s.count(Desc::S);
                     }
-                    text.to_vec()
+                    spans.push((start, cur.pos()));
                 }
-            };
-            members.push(canon);
+            }
             i += 1;
         }
-        check_unique(cur, desc, &mut members)
-    }
-}
-
-/// Sets never hold duplicates; a set that does is malformed.
-pub(crate) fn check_unique(cur: &Cursor, desc: Desc, members: &mut [Vec<u8>]) -> Result<(), DecodeErr> {
-    if members.len() < 2 {
-        return Ok(());
-    }
-    members.sort_unstable();
-    for w in members.windows(2) {
-        if w[0] == w[1] {
+        let mut texts: Vec<&[u8]> = spans.iter().map(|&(a, b)| cur.slice(a, b)).collect();
+        texts.sort_unstable();
+        nums.sort_unstable();
+        if texts.windows(2).any(|w| w[0] == w[1]) || nums.windows(2).any(|w| w[0] == w[1]) {
             return Err(DecodeErr::malformed(cur.pos(), format!("{} set holds a duplicate member", desc.name())));
         }
+        Ok(())
     }
-    Ok(())
 }
