@@ -6,7 +6,7 @@
 //! whole item goes to the rejects. So each column is a plain buffer with a
 //! `truncate(rows)`, turned into an Arrow array at `finish`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -32,14 +32,46 @@ pub enum TextKind {
 
 #[derive(Debug)]
 pub enum Builder {
-    Text { kind: TextKind, offsets: Vec<i32>, data: Vec<u8>, valid: Vec<bool> },
-    Binary { offsets: Vec<i32>, data: Vec<u8>, valid: Vec<bool> },
-    Int64 { values: Vec<i64>, valid: Vec<bool> },
-    Decimal { scale: u8, values: Vec<i128>, valid: Vec<bool> },
-    Float64 { values: Vec<f64>, valid: Vec<bool> },
-    Boolean { values: Vec<bool>, valid: Vec<bool> },
-    Timestamp { source: TimestampSource, values: Vec<i64>, valid: Vec<bool> },
-    List { set: bool, field: FieldRef, offsets: Vec<i32>, child: Box<Builder>, valid: Vec<bool> },
+    Text {
+        kind: TextKind,
+        offsets: Vec<i32>,
+        data: Vec<u8>,
+        valid: Vec<bool>,
+    },
+    Binary {
+        offsets: Vec<i32>,
+        data: Vec<u8>,
+        valid: Vec<bool>,
+    },
+    Int64 {
+        values: Vec<i64>,
+        valid: Vec<bool>,
+    },
+    Decimal {
+        scale: u8,
+        values: Vec<i128>,
+        valid: Vec<bool>,
+    },
+    Float64 {
+        values: Vec<f64>,
+        valid: Vec<bool>,
+    },
+    Boolean {
+        values: Vec<bool>,
+        valid: Vec<bool>,
+    },
+    Timestamp {
+        source: TimestampSource,
+        values: Vec<i64>,
+        valid: Vec<bool>,
+    },
+    List {
+        set: bool,
+        field: FieldRef,
+        offsets: Vec<i32>,
+        child: Box<Builder>,
+        valid: Vec<bool>,
+    },
     Struct {
         fields: Fields,
         children: Vec<Builder>,
@@ -48,7 +80,13 @@ pub enum Builder {
         lookup: HashMap<Box<[u8]>, usize>,
         valid: Vec<bool>,
     },
-    Map { field: FieldRef, offsets: Vec<i32>, keys: Box<Builder>, values: Box<Builder>, valid: Vec<bool> },
+    Map {
+        field: FieldRef,
+        offsets: Vec<i32>,
+        keys: Box<Builder>,
+        values: Box<Builder>,
+        valid: Vec<bool>,
+    },
 }
 
 impl Builder {
@@ -155,6 +193,39 @@ impl Builder {
                     c.push_null();
                 }
                 valid.push(false);
+            }
+        }
+    }
+
+    /// Append `n` nulls (in bulk for the common shapes).
+    pub fn push_nulls(&mut self, n: usize) {
+        match self {
+            Builder::Text { offsets, valid, .. } | Builder::Binary { offsets, valid, .. } => {
+                let last = *offsets.last().unwrap();
+                offsets.resize(offsets.len() + n, last);
+                valid.resize(valid.len() + n, false);
+            }
+            Builder::Int64 { values, valid } | Builder::Timestamp { values, valid, .. } => {
+                values.resize(values.len() + n, 0);
+                valid.resize(valid.len() + n, false);
+            }
+            Builder::Decimal { values, valid, .. } => {
+                values.resize(values.len() + n, 0);
+                valid.resize(valid.len() + n, false);
+            }
+            Builder::Boolean { values, valid } => {
+                values.resize(values.len() + n, false);
+                valid.resize(valid.len() + n, false);
+            }
+            Builder::List { offsets, valid, .. } | Builder::Map { offsets, valid, .. } => {
+                let last = *offsets.last().unwrap();
+                offsets.resize(offsets.len() + n, last);
+                valid.resize(valid.len() + n, false);
+            }
+            _ => {
+                for _ in 0..n {
+                    self.push_null();
+                }
             }
         }
     }

@@ -57,12 +57,22 @@ impl<'a> Cursor<'a> {
     /// The next non-blank byte, not consumed.
     #[inline]
     pub fn peek(&mut self) -> Option<u8> {
-        self.skip_ws();
-        self.buf.get(self.pos).copied()
+        match self.buf.get(self.pos) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => {
+                self.skip_ws();
+                self.buf.get(self.pos).copied()
+            }
+        }
     }
 
     #[inline]
     pub fn expect(&mut self, b: u8) -> JResult<()> {
+        // Exports are compact JSON: the byte is usually right there.
+        if self.buf.get(self.pos) == Some(&b) {
+            self.pos += 1;
+            return Ok(());
+        }
         if self.peek() == Some(b) {
             self.pos += 1;
             Ok(())

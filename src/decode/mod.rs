@@ -23,7 +23,9 @@ pub mod time;
 mod value;
 pub(crate) mod walk;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -334,6 +336,11 @@ impl ItemDecoder {
         if self.rows == 0 {
             return Ok(None);
         }
+        for (c, w) in self.columns.iter_mut().zip(&self.wanted) {
+            if *w {
+                c.push_nulls(self.rows - c.len());
+            }
+        }
         let n = self.columns.len();
         let arrays: Vec<ArrayRef> =
             self.order.iter().map(|&i| if i == n { self.extra.finish() } else { self.columns[i].finish() }).collect();
@@ -448,7 +455,8 @@ impl ItemDecoder {
             cur.expect(b':')?;
             cur.skip_ws();
             let start = cur.pos();
-            let predicted = self.last_order.get(pos).copied().filter(|&i| self.attributes[i].as_bytes() == ctx.key.as_slice());
+            let predicted =
+                self.last_order.get(pos).copied().filter(|&i| self.attributes[i].as_bytes() == ctx.key.as_slice());
             let col = predicted.or_else(|| self.lookup.get(ctx.key.as_slice()).copied());
             match (col, self.last_order.get_mut(pos)) {
                 (Some(i), Some(slot)) => *slot = i,
@@ -458,9 +466,12 @@ impl ItemDecoder {
             pos += 1;
             match col {
                 Some(i) if self.wanted[i] => {
-                    if self.columns[i].len() != row {
+                    // Absent attributes are padded with nulls lazily, in bulk.
+                    let have = self.columns[i].len();
+                    if have > row {
                         return Err(DecodeErr::malformed(start, "the attribute appears twice").at_key(&ctx.key));
                     }
+                    self.columns[i].push_nulls(row - have);
                     let key = std::mem::take(&mut ctx.key);
                     let r = value::decode_value(&mut self.columns[i], cur, ctx, 1);
                     ctx.key = key;
@@ -491,11 +502,6 @@ impl ItemDecoder {
                         self.push_extra(&ctx.key, cur.slice(start, cur.pos()));
                     }
                 }
-            }
-        }
-        for (c, w) in self.columns.iter_mut().zip(&self.wanted) {
-            if *w && c.len() == row {
-                c.push_null();
             }
         }
         if let Builder::Text { offsets, data, valid, .. } = &mut self.extra {
@@ -628,13 +634,14 @@ impl<'o> Inferrer<'o> {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        // Malformed lines are left for the decoding pass to reject with
-        // their position; they add nothing to the schema.
-        let mut staged = TableStats::default();
-        if self.infer_line(line, &mut staged).is_ok() {
-            self.stats.merge(staged);
-            self.stats.items += 1;
+        // Malformed lines are left for the decoding pass to reject with their
+        // position. What such a line showed before the fault still counts: at
+        // worst a column that holds only nulls, never a lost value.
+        let mut stats = std::mem::take(&mut self.stats);
+        if self.infer_line(line, &mut stats).is_ok() {
+            stats.items += 1;
         }
+        self.stats = stats;
         Ok(())
     }
 

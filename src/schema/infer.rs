@@ -23,7 +23,9 @@
 //! result does not depend on which thread read what. Field order is the order
 //! of first appearance (file, line, position), hence deterministic.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::names;
 use super::{ColumnType, Field, Schema};
