@@ -202,3 +202,76 @@ fn a_location_without_an_export_says_what_it_found() {
     assert_code(&o, 2);
     assert!(stderr(&o).contains("notes.txt"), "{}", stderr(&o));
 }
+
+#[test]
+fn truncated_missing_and_escaping_files_are_caught_on_s3_too() {
+    let s3 = S3Server::start();
+    let e = export_with(GenerateOptions { items: 200, files: 2, ..Default::default() });
+    let id = e.generated.full_export_id.clone();
+    let f = biggest_data_file(&e.generated.full_export_dir);
+    let name = f.file_name().unwrap().to_str().unwrap().to_string();
+    let url = |p: &str| format!("s3://{BUCKET}/{p}/AWSDynamoDB/{id}/");
+
+    // Truncated.
+    let bytes = std::fs::read(&f).unwrap();
+    let trunc = tempfile::tempdir().unwrap();
+    copy_tree(e.dir.path(), trunc.path());
+    std::fs::write(trunc.path().join(f.strip_prefix(e.dir.path()).unwrap()), &bytes[..bytes.len() / 2]).unwrap();
+    s3.upload_dir(trunc.path(), BUCKET, "truncated");
+    let o = dynolake(&["inspect", &url("truncated"), "--verify"], &s3.env());
+    assert_code(&o, 1);
+    assert!(stdout(&o).contains(&name), "{}", stdout(&o));
+
+    // Missing.
+    let missing = tempfile::tempdir().unwrap();
+    copy_tree(e.dir.path(), missing.path());
+    std::fs::remove_file(missing.path().join(f.strip_prefix(e.dir.path()).unwrap())).unwrap();
+    s3.upload_dir(missing.path(), BUCKET, "missing");
+    let o = dynolake(&["inspect", &url("missing"), "--verify"], &s3.env());
+    assert_code(&o, 1);
+    assert!(stdout(&o).contains("data file is missing"), "{}", stdout(&o));
+
+    // A manifest that points outside the export.
+    let outside = tempfile::tempdir().unwrap();
+    copy_tree(e.dir.path(), outside.path());
+    let mf = outside.path().join("AWSDynamoDB").join(&id).join("manifest-files.json");
+    let text = std::fs::read_to_string(&mf).unwrap();
+    std::fs::write(&mf, text.replacen("AWSDynamoDB/", "other/AWSDynamoDB/", 1)).unwrap();
+    s3.upload_dir(outside.path(), BUCKET, "outside");
+    let o = dynolake(&["inspect", &url("outside"), "--verify"], &s3.env());
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("outside the export"), "{}", stderr(&o));
+}
+
+#[test]
+fn data_files_with_several_gzip_members_are_read_whole() {
+    use std::io::Write;
+    let e = export_with(GenerateOptions { items: 300, files: 1, empty_files: 0, ..Default::default() });
+    let f = biggest_data_file(&e.generated.full_export_dir);
+    let lines = read_lines(&f);
+    let (a, b) = lines.split_at(lines.len() / 2);
+    let cut = a.rfind('\n').unwrap() + 1;
+    let (a, b) = (&lines[..cut], format!("{}{b}", &a[cut..]));
+    let mut gz = Vec::new();
+    for part in [a, b.as_str()] {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(part.as_bytes()).unwrap();
+        gz.extend(enc.finish().unwrap());
+    }
+    // Write the two-member file, then fix the manifest's MD5 for it.
+    rewrite_data_file(&e.generated.full_export_dir, &f, &lines);
+    std::fs::write(&f, &gz).unwrap();
+    let mf = e.generated.full_export_dir.join("manifest-files.json");
+    use base64::Engine;
+    use md5::Digest;
+    let b64 = |x: &[u8]| base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(x));
+    let mut v: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&mf).unwrap().trim()).unwrap();
+    v["md5Checksum"] = b64(&gz).into();
+    let text = format!("{}\n", serde_json::to_string(&v).unwrap());
+    std::fs::write(&mf, &text).unwrap();
+    std::fs::write(e.generated.full_export_dir.join("manifest-files.md5"), b64(text.as_bytes())).unwrap();
+    let o = dynolake(&["inspect", e.generated.full_export_dir.to_str().unwrap(), "--verify", "--json"], &[]);
+    assert_code(&o, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["verify"]["lines"], 300);
+}

@@ -276,3 +276,12 @@ pub fn read_parquet_dir(dir: &Path) -> Vec<arrow::array::RecordBatch> {
     }
     out
 }
+
+/// Copy a folder tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for f in walk(from) {
+        let dest = to.join(f.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &dest).unwrap();
+    }
+}
