@@ -89,7 +89,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
             },
             max_open_files: a.max_open_files.max(1),
             max_rows_per_file: a.max_rows_per_file.max(1),
-            memory_budget: 160 << 20,
+            memory_budget: 96 << 20,
         },
         compression_name: a.compression.clone(),
         mode: a.mode,

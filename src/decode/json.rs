@@ -233,6 +233,29 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A type descriptor written plainly (`"S"`, `"BOOL"`, …), consumed; `None`
+    /// (nothing consumed) for anything else, which the caller reads the slow way.
+    #[inline]
+    pub fn descriptor_fast(&mut self) -> Option<crate::schema::infer::Desc> {
+        use crate::schema::infer::Desc;
+        let rest = self.buf.get(self.pos..)?;
+        let (d, n) = match rest {
+            [b'"', b'S', b'"', ..] => (Desc::S, 3),
+            [b'"', b'N', b'"', ..] => (Desc::N, 3),
+            [b'"', b'M', b'"', ..] => (Desc::M, 3),
+            [b'"', b'L', b'"', ..] => (Desc::L, 3),
+            [b'"', b'B', b'"', ..] => (Desc::B, 3),
+            [b'"', b'S', b'S', b'"', ..] => (Desc::SS, 4),
+            [b'"', b'N', b'S', b'"', ..] => (Desc::NS, 4),
+            [b'"', b'B', b'S', b'"', ..] => (Desc::BS, 4),
+            [b'"', b'B', b'O', b'O', b'L', b'"', ..] => (Desc::Bool, 6),
+            [b'"', b'N', b'U', b'L', b'L', b'"', ..] => (Desc::Null, 6),
+            _ => return None,
+        };
+        self.pos += n;
+        Some(d)
+    }
+
     /// `true` or `false`.
     pub fn boolean(&mut self) -> JResult<bool> {
         self.skip_ws();

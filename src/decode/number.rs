@@ -54,6 +54,13 @@ impl Number {
                     } else {
                         if digits + pending_zeros + 1 > MAX_DIGITS {
                             too_long = true;
+                        } else if digits + pending_zeros < 19 {
+                            // Fits u64: the common case, and cheaper than u128 arithmetic.
+                            let mut m = mantissa as u64;
+                            for _ in 0..pending_zeros {
+                                m *= 10;
+                            }
+                            mantissa = u128::from(m * 10 + u64::from(b - b'0'));
                         } else {
                             for _ in 0..pending_zeros {
                                 mantissa *= 10;

@@ -15,6 +15,10 @@ use crate::schema::infer::{Desc, InferOptions, Stats};
 /// Read a descriptor (`"S"`, `"N"`, …) after the opening `{` of an attribute value.
 #[inline]
 pub(crate) fn descriptor(cur: &mut Cursor, scratch: &mut Vec<u8>) -> Result<Desc, DecodeErr> {
+    // Every value has one: match the common spellings byte by byte.
+    if let Some(d) = cur.descriptor_fast() {
+        return Ok(d);
+    }
     let d = cur.string(scratch)?;
     match Desc::parse(d) {
         Some(x) => Ok(x),
