@@ -17,6 +17,7 @@
 
 pub mod builder;
 pub mod json;
+mod lines;
 pub mod number;
 pub mod plain;
 pub mod time;
@@ -286,40 +287,16 @@ impl ItemDecoder {
     /// Feed bytes. Returns how many were consumed: fewer than given when the
     /// batch filled up (flush, then feed the rest).
     pub fn decode(&mut self, buf: &[u8]) -> Result<usize> {
-        let mut pos = 0;
-        // Finish a line started in an earlier chunk.
-        if !self.carry.is_empty() {
-            match memchr::memchr(b'\n', buf) {
-                None => {
-                    self.carry.extend_from_slice(buf);
-                    return Ok(buf.len());
-                }
-                Some(i) => {
-                    self.carry.extend_from_slice(&buf[..i]);
-                    let line = std::mem::take(&mut self.carry);
-                    self.line(&line)?;
-                    self.carry = line;
-                    self.carry.clear();
-                    pos = i + 1;
-                }
-            }
+        if self.is_full() && self.carry.is_empty() {
+            return Ok(0);
         }
-        while pos < buf.len() {
-            if self.is_full() {
-                return Ok(pos);
-            }
-            match memchr::memchr(b'\n', &buf[pos..]) {
-                Some(i) => {
-                    self.line(&buf[pos..pos + i])?;
-                    pos += i + 1;
-                }
-                None => {
-                    self.carry.extend_from_slice(&buf[pos..]);
-                    pos = buf.len();
-                }
-            }
-        }
-        Ok(pos)
+        let mut carry = std::mem::take(&mut self.carry);
+        let r = lines::for_each_line(&mut carry, buf, |line| {
+            self.line(line)?;
+            Ok(!self.is_full())
+        });
+        self.carry = carry;
+        r
     }
 
     /// The data file ended: decode a last line without a newline.
@@ -588,36 +565,16 @@ impl<'o> Inferrer<'o> {
     }
 
     pub fn feed(&mut self, buf: &[u8]) -> Result<()> {
-        let mut pos = 0;
-        if !self.carry.is_empty() {
-            match memchr::memchr(b'\n', buf) {
-                None => {
-                    self.carry.extend_from_slice(buf);
-                    return Ok(());
-                }
-                Some(i) => {
-                    self.carry.extend_from_slice(&buf[..i]);
-                    let line = std::mem::take(&mut self.carry);
-                    self.line(&line)?;
-                    self.carry = line;
-                    self.carry.clear();
-                    pos = i + 1;
-                }
-            }
+        if self.done() {
+            return Ok(());
         }
-        while pos < buf.len() && !self.done() {
-            match memchr::memchr(b'\n', &buf[pos..]) {
-                Some(i) => {
-                    self.line(&buf[pos..pos + i])?;
-                    pos += i + 1;
-                }
-                None => {
-                    self.carry.extend_from_slice(&buf[pos..]);
-                    break;
-                }
-            }
-        }
-        Ok(())
+        let mut carry = std::mem::take(&mut self.carry);
+        let r = lines::for_each_line(&mut carry, buf, |line| {
+            self.line(line)?;
+            Ok(!self.done())
+        });
+        self.carry = carry;
+        r.map(|_| ())
     }
 
     pub fn finish_file(&mut self) -> Result<()> {
