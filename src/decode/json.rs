@@ -66,13 +66,20 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn expect(&mut self, b: u8) -> JResult<()> {
         // Exports are compact JSON: the byte is usually right there.
         if self.buf.get(self.pos) == Some(&b) {
             self.pos += 1;
             return Ok(());
         }
+        self.expect_slow(b)
+    }
+
+    /// Blanks first, or an error: kept out of line so `expect` inlines.
+    #[cold]
+    #[inline(never)]
+    fn expect_slow(&mut self, b: u8) -> JResult<()> {
         if self.peek() == Some(b) {
             self.pos += 1;
             Ok(())
