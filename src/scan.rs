@@ -176,6 +176,58 @@ pub fn scan<S: BatchSink>(
     Ok((report.into_inner().unwrap(), sinks.into_iter().map(|(_, s)| s).collect()))
 }
 
+/// Stream one data file through `decoder`: `on_batch` receives each batch and
+/// returns whether to go on; `on_chunk` sees the size of each decompressed chunk
+/// and the items decoded so far (progress, cancellation). Returns what reading
+/// the file found when it was read to its end (checked against the manifest
+/// when `verify`), `None` when `on_batch` stopped early.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_file(
+    export: &Export,
+    file: &crate::export::DataFile,
+    rt: &tokio::runtime::Handle,
+    decoder: &mut ItemDecoder,
+    buf: &mut [u8],
+    verify: bool,
+    mut on_batch: impl FnMut(RecordBatch) -> Result<bool>,
+    mut on_chunk: impl FnMut(usize, u64) -> Result<()>,
+) -> Result<Option<crate::read::FileFacts>> {
+    let name = export.display(file);
+    if file.size.is_none() {
+        return Err(Error::Verify(format!("{name}: data file is missing")));
+    }
+    decoder.start_file(&name);
+    let mut stream = DataStream::open(export, file, rt)?;
+    loop {
+        let n = stream.next_chunk(buf)?;
+        if n == 0 {
+            break;
+        }
+        let mut off = 0;
+        while off < n {
+            off += decoder.decode(&buf[off..n])?;
+            if decoder.is_full()
+                && let Some(b) = decoder.flush()?
+                && !on_batch(b)?
+            {
+                return Ok(None);
+            }
+        }
+        on_chunk(n, decoder.stats().items)?;
+    }
+    decoder.finish_file()?;
+    if let Some(b) = decoder.flush()?
+        && !on_batch(b)?
+    {
+        return Ok(None);
+    }
+    let facts = stream.finish()?;
+    if verify && let Some(p) = check_facts(export, file, &facts).into_iter().next() {
+        return Err(Error::Verify(p));
+    }
+    Ok(Some(facts))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn scan_file<S: BatchSink>(
     export: &Export,
@@ -190,47 +242,28 @@ fn scan_file<S: BatchSink>(
     progress: &Progress,
     abort: &AtomicBool,
 ) -> Result<crate::read::FileFacts> {
-    let name = export.display(file);
-    if file.size.is_none() {
-        return Err(Error::Verify(format!("{name}: data file is missing")));
-    }
-    sink.start_file(index, &name)?;
-    decoder.start_file(&name);
-    let mut stream = DataStream::open(export, file, rt)?;
+    sink.start_file(index, &export.display(file))?;
     let mut items_before = decoder.stats().items;
-    loop {
-        let n = stream.next_chunk(buf)?;
-        if n == 0 {
-            break;
-        }
-        let mut off = 0;
-        while off < n {
-            off += decoder.decode(&buf[off..n])?;
-            if decoder.is_full()
-                && let Some(b) = decoder.flush()?
-            {
-                sink.write(b)?;
+    let facts = decode_file(
+        export,
+        file,
+        rt,
+        decoder,
+        buf,
+        opts.verify,
+        |b| sink.write(b).map(|()| true),
+        |n, items| {
+            progress.items.fetch_add(items - items_before, Ordering::Relaxed);
+            progress.uncompressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            items_before = items;
+            if abort.load(Ordering::Relaxed) {
+                return Err(Error::Usage("stopped".into()));
             }
-        }
-        let items = decoder.stats().items;
-        progress.items.fetch_add(items - items_before, Ordering::Relaxed);
-        progress.uncompressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
-        items_before = items;
-        if abort.load(Ordering::Relaxed) {
-            return Err(Error::Usage("stopped".into()));
-        }
-    }
-    decoder.finish_file()?;
+            Ok(())
+        },
+    )?
+    .expect("the sink never stops a file early");
     progress.items.fetch_add(decoder.stats().items - items_before, Ordering::Relaxed);
-    if let Some(b) = decoder.flush()? {
-        sink.write(b)?;
-    }
-    let facts = stream.finish()?;
-    if opts.verify
-        && let Some(p) = check_facts(export, file, &facts).into_iter().next()
-    {
-        return Err(Error::Verify(p));
-    }
     write_rejects(rejects, decoder.take_rejects())?;
     sink.finish_file()?;
     progress.compressed_bytes.fetch_add(facts.compressed_bytes, Ordering::Relaxed);

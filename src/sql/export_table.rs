@@ -24,7 +24,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 
 use crate::decode::{DecodeOptions, ItemDecoder};
 use crate::export::Export;
-use crate::read::{CHUNK, DataStream, check_facts};
+use crate::read::CHUNK;
 use crate::schema::Schema;
 
 /// A raw export as a table.
@@ -152,43 +152,21 @@ impl ExecutionPlan for ExportExec {
             let send = |r: DfResult<arrow::array::RecordBatch>| tx.blocking_send(r).is_ok();
             for file in export.files.iter().skip(partition).step_by(step) {
                 let r = (|| -> crate::Result<bool> {
-                    let name = export.display(file);
-                    if file.size.is_none() {
-                        return Err(crate::Error::Verify(format!("{name}: data file is missing")));
-                    }
-                    decoder.start_file(&name);
-                    let mut stream = DataStream::open(&export, file, &rt)?;
-                    loop {
-                        let n = stream.next_chunk(&mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        let mut off = 0;
-                        while off < n {
-                            off += decoder.decode(&buf[off..n])?;
-                            if decoder.is_full() {
-                                if let Some(b) = decoder.flush()? {
-                                    rows += b.num_rows();
-                                    if !send(Ok(b)) {
-                                        return Ok(false);
-                                    }
-                                }
-                                if limit.is_some_and(|l| rows >= l) {
-                                    return Ok(false);
-                                }
-                            }
-                        }
-                    }
-                    decoder.finish_file()?;
-                    if let Some(b) = decoder.flush()? {
-                        rows += b.num_rows();
-                        if !send(Ok(b)) {
-                            return Ok(false);
-                        }
-                    }
-                    let facts = stream.finish()?;
-                    if let Some(p) = check_facts(&export, file, &facts).into_iter().next() {
-                        return Err(crate::Error::Verify(p));
+                    let done = crate::scan::decode_file(
+                        &export,
+                        file,
+                        &rt,
+                        &mut decoder,
+                        &mut buf,
+                        true,
+                        |b| {
+                            rows += b.num_rows();
+                            Ok(send(Ok(b)) && limit.is_none_or(|l| rows < l))
+                        },
+                        |_, _| Ok(()),
+                    )?;
+                    if done.is_none() {
+                        return Ok(false);
                     }
                     if let Some(r) = decoder.take_rejects().into_iter().next() {
                         return Err(crate::Error::Decode { position: r.position, message: r.reason });
