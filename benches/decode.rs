@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("items_to_record_batches", |b| {
         b.iter(|| {
             let mut dec = ItemDecoder::new(&schema, DecodeOptions::default());
-            dec.start_file("bench");
+            dec.start_file(0, "bench");
             let mut rows = 0;
             let mut off = 0;
             while off < data.len() {

@@ -28,6 +28,20 @@ pub struct ConvertOptions {
     pub scan: ScanOptions,
     /// Commit even if items were rejected.
     pub allow_rejects: bool,
+    /// The schema was inferred from the first items only: gather inference
+    /// statistics on the read and commit only if the exact schema they call
+    /// for is the one the data was decoded with (see [`Converted`]).
+    pub check_schema: bool,
+}
+
+/// How a conversion ended.
+#[derive(Debug)]
+pub enum Converted {
+    Done(Box<ConvertSummary>),
+    /// With `check_schema`: the whole export calls for another schema than
+    /// the one the data was decoded with (the reason says where they differ).
+    /// Nothing was committed; convert again with the exact schema.
+    SchemaDiffers(String),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,12 +72,13 @@ pub fn source_info(export: &Export) -> SourceInfo {
     }
 }
 
-/// Parquet key-value metadata: where the data came from, and the schema file.
+/// Parquet key-value metadata: where the data came from, and the schema's
+/// columns (the statistics are the dataset's, in the commit record).
 pub fn file_metadata(export: &Export, schema: &Schema) -> Vec<KeyValue> {
     let source = serde_json::to_string(&source_info(export)).expect("serializable");
     vec![
         KeyValue::new("dynolake.source".into(), source),
-        KeyValue::new("dynolake.schema".into(), schema.to_file_string()),
+        KeyValue::new("dynolake.schema".into(), schema.columns_only().to_file_string()),
     ]
 }
 
@@ -74,14 +89,14 @@ pub fn convert(
     opts: &ConvertOptions,
     rt: &tokio::runtime::Handle,
     progress: &Progress,
-) -> Result<ConvertSummary> {
+) -> Result<Converted> {
     let started = Instant::now();
     let prepared = rt.block_on(commit::prepare(dest, opts.mode))?;
     let same_job = prepared.rolled_forward.iter().find(|r| {
         r.source.export_id == export.id && r.format == opts.write.format && r.partition_by == opts.write.partition_by
     });
     if let Some(r) = same_job {
-        return Ok(ConvertSummary {
+        return Ok(Converted::Done(Box::new(ConvertSummary {
             run_id: r.run_id.clone(),
             destination: dest.url.clone(),
             finished_interrupted_run: Some(r.run_id.clone()),
@@ -93,7 +108,7 @@ pub fn convert(
             bytes_out: r.files.iter().map(|f| f.bytes).sum(),
             rejects_file: r.rejects_file.clone(),
             elapsed_seconds: started.elapsed().as_secs_f64(),
-        });
+        })));
     }
 
     let run_id = commit::new_run_id();
@@ -103,7 +118,9 @@ pub fn convert(
     let rejects: scan::RejectSink = Mutex::new(Box::new(Shared(lazy.clone())));
     let batch_schema = schema.arrow_schema();
     let wopts = Arc::new(opts.write.clone());
-    let result = scan::scan(export, rt, schema, &opts.scan, Some(&rejects), progress, |w| {
+    let mut scan_opts = opts.scan.clone();
+    scan_opts.decode.collect_stats |= opts.check_schema;
+    let result = scan::scan(export, rt, schema, &scan_opts, Some(&rejects), progress, |w| {
         DatasetSink::new(dest, &run_id, w, batch_schema.clone(), wopts.clone(), rt.clone())
     });
     drop(rejects);
@@ -134,6 +151,23 @@ pub fn convert(
             rejects_file.as_deref().unwrap_or("the rejects file")
         )));
     }
+    let mut schema = schema;
+    let exact;
+    if opts.check_schema {
+        match exact_schema(export, schema, &report, &opts.scan.decode.infer) {
+            Ok(s) => {
+                exact = s;
+                schema = &exact;
+            }
+            Err(reason) => {
+                discard_staging(dest, &run_id, rt);
+                if rejects_written {
+                    delete_quietly(dest, &rejects_rel, rt);
+                }
+                return Ok(Converted::SchemaDiffers(reason));
+            }
+        }
+    }
     let partitions = partition_counts(&files);
     let rows: u64 = files.iter().map(|f| f.rows).sum();
     let record = CommitRecord {
@@ -155,7 +189,7 @@ pub fn convert(
         rejects_file: rejects_file.clone(),
     };
     rt.block_on(commit::commit(dest, &record))?;
-    Ok(ConvertSummary {
+    Ok(Converted::Done(Box::new(ConvertSummary {
         run_id,
         destination: dest.url.clone(),
         finished_interrupted_run: None,
@@ -167,7 +201,39 @@ pub fn convert(
         bytes_out: files.iter().map(|f| f.bytes).sum(),
         rejects_file,
         elapsed_seconds: started.elapsed().as_secs_f64(),
-    })
+    })))
+}
+
+/// The exact schema of the export, from the statistics gathered while
+/// decoding with `decoded_with`; an error says why those statistics do not
+/// give it or where it differs from `decoded_with`.
+fn exact_schema(
+    export: &Export,
+    decoded_with: &Schema,
+    report: &ScanReport,
+    infer: &crate::schema::infer::InferOptions,
+) -> std::result::Result<Schema, String> {
+    if report.decode.extra_values > 0 {
+        let (attr, _) = report.decode.extra_by_attribute.iter().max_by_key(|(_, n)| **n).expect("counted");
+        return Err(format!("values of `{attr}` do not fit the schema inferred from the first items"));
+    }
+    if report.decode.rejected > 0 {
+        return Err("items were rejected, and inference counts what they showed".into());
+    }
+    let stats = report.table_stats.as_ref().ok_or("no statistics were gathered")?;
+    let mut exact = stats.schema(infer);
+    exact.table = Some(export.table_name().to_string());
+    exact.inferred_from = Some("exact".into());
+    match decoded_with.column_difference(&exact) {
+        None => Ok(exact),
+        Some(d) => Err(format!("the schema inferred from the first items differs from the exact one: {d}")),
+    }
+}
+
+fn delete_quietly(dest: &Location, rel: &str, rt: &tokio::runtime::Handle) {
+    use object_store::ObjectStoreExt;
+    let path = rel.split('/').fold(dest.prefix.clone(), |p, s| p.join(s));
+    let _ = rt.block_on(dest.store.delete(&path));
 }
 
 /// Best effort: remove a failed run's staged files.

@@ -54,6 +54,9 @@ pub struct ScanReport {
     pub uncompressed_bytes: u64,
     #[serde(flatten)]
     pub decode: DecodeStatsReport,
+    /// Inference statistics of the items read, when the decode options asked for them.
+    #[serde(skip)]
+    pub table_stats: Option<TableStats>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -164,6 +167,9 @@ pub fn scan<S: BatchSink>(
                 };
                 stats.merge(decoder.stats());
                 r.decode = DecodeStatsReport::from(&stats);
+                if let Some(t) = decoder.take_table_stats() {
+                    r.table_stats.get_or_insert_with(TableStats::default).merge(t);
+                }
                 sinks.lock().unwrap().push((w, sink));
             });
         }
@@ -184,7 +190,7 @@ pub fn scan<S: BatchSink>(
 #[allow(clippy::too_many_arguments)]
 pub fn decode_file(
     export: &Export,
-    file: &crate::export::DataFile,
+    index: usize,
     rt: &tokio::runtime::Handle,
     decoder: &mut ItemDecoder,
     buf: &mut [u8],
@@ -192,11 +198,12 @@ pub fn decode_file(
     mut on_batch: impl FnMut(RecordBatch) -> Result<bool>,
     mut on_chunk: impl FnMut(usize, u64) -> Result<()>,
 ) -> Result<Option<crate::read::FileFacts>> {
+    let file = &export.files[index];
     let name = export.display(file);
     if file.size.is_none() {
         return Err(Error::Verify(format!("{name}: data file is missing")));
     }
-    decoder.start_file(&name);
+    decoder.start_file(index, &name);
     let mut stream = DataStream::open(export, file, rt)?;
     loop {
         let n = stream.next_chunk(buf)?;
@@ -246,7 +253,7 @@ fn scan_file<S: BatchSink>(
     let mut items_before = decoder.stats().items;
     let facts = decode_file(
         export,
-        file,
+        index,
         rt,
         decoder,
         buf,

@@ -62,15 +62,34 @@ impl DecodeArgs {
         let progress = Arc::new(Progress::default());
         let bar = items_bar(export, quiet, "inferring schema");
         let ticker = tick(&bar, &progress);
-        let run = crate::scan::InferRun {
-            options: crate::schema::infer::InferOptions { map_threshold: self.map_threshold },
-            sample: self.sample,
-            jobs,
-            envelope: None,
-        };
+        let run = crate::scan::InferRun { options: self.infer_options(), sample: self.sample, jobs, envelope: None };
         let r = crate::scan::infer_schema(export, rt.handle(), &run, &progress);
         ticker.stop();
         r
+    }
+
+    pub fn infer_options(&self) -> crate::schema::infer::InferOptions {
+        crate::schema::infer::InferOptions { map_threshold: self.map_threshold }
+    }
+
+    /// A first schema from the first `items` items, to be checked against the
+    /// whole export (`inferred_from` is `first:N`).
+    pub fn infer_first(
+        &self,
+        export: &Export,
+        rt: &tokio::runtime::Runtime,
+        items: u64,
+        quiet: bool,
+    ) -> Result<Schema> {
+        let progress = Arc::new(Progress::default());
+        let bar = items_bar(export, quiet, "reading the first items");
+        let ticker = tick(&bar, &progress);
+        let run = crate::scan::InferRun { options: self.infer_options(), sample: Some(items), jobs: 1, envelope: None };
+        let r = crate::scan::infer_schema(export, rt.handle(), &run, &progress);
+        ticker.stop();
+        let mut schema = r?;
+        schema.inferred_from = Some(format!("first:{items}"));
+        Ok(schema)
     }
 }
 

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use super::CliResult;
 use super::common::{DecodeArgs, SourceArgs, human_bytes, items_bar, tick};
-use crate::convert::{ConvertOptions, convert, file_metadata};
+use crate::convert::{ConvertOptions, ConvertSummary, Converted, convert, file_metadata};
 use crate::decode::DecodeOptions;
+use crate::export::Export;
 use crate::scan::{Progress, ScanOptions};
+use crate::schema::Schema;
 use crate::store::Location;
 use crate::write::WriteOptions;
 use crate::write::commit::Mode;
@@ -53,6 +55,10 @@ pub struct Args {
     /// Commit even if some items could not be decoded (they are kept in the rejects file)
     #[arg(long)]
     allow_rejects: bool,
+    /// Without --schema: decode with the schema of the first N items while checking it against all of them on the
+    /// same read (a second read happens only if the exact schema differs)
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    first_items: u64,
     /// Open files per worker before files are rolled
     #[arg(long, default_value_t = 64)]
     max_open_files: usize,
@@ -73,11 +79,73 @@ pub struct Args {
 pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let export = a.source.open(rt)?;
     let jobs = a.source.jobs();
-    let schema = a.decode.schema(&export, rt, jobs, a.quiet || a.json)?;
-    let partition_by =
-        a.partition_by.iter().map(|p| PartitionSpec::parse(p, &schema)).collect::<crate::Result<Vec<_>>>()?;
+    let quiet = a.quiet || a.json;
     let dest = rt.block_on(Location::parse(&a.dest))?;
-    let opts = ConvertOptions {
+    // Without a schema file, one read usually does: decode with the schema of
+    // the first items while gathering the statistics of all of them, and read
+    // again only if the exact schema turns out different. (--strict must judge
+    // values against the exact schema, so it infers first.)
+    let single_read = a.decode.schema.is_none() && a.decode.sample.is_none() && !a.strict;
+    let first_try = match single_read {
+        true => {
+            let schema = a.decode.infer_first(&export, rt, a.first_items.max(1), quiet)?;
+            options(&a, &export, &schema, jobs).ok().map(|opts| (schema, opts))
+        }
+        false => None,
+    };
+    let result = match first_try {
+        Some((schema, opts)) => match convert_with(&a, &export, &schema, &dest, &opts, rt)? {
+            Converted::Done(s) => Ok(*s),
+            Converted::SchemaDiffers(reason) => {
+                if !quiet {
+                    eprintln!("{reason}; reading the export again with the exact schema");
+                }
+                exact_run(&a, &export, &dest, jobs, rt)
+            }
+        },
+        None => exact_run(&a, &export, &dest, jobs, rt),
+    };
+    let s = result?;
+    report(&a, &s);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Convert with the schema file, or with the schema inferred from every item.
+fn exact_run(
+    a: &Args,
+    export: &Export,
+    dest: &Location,
+    jobs: usize,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<ConvertSummary> {
+    let schema = a.decode.schema(export, rt, jobs, a.quiet || a.json)?;
+    let opts = options(a, export, &schema, jobs)?;
+    match convert_with(a, export, &schema, dest, &opts, rt)? {
+        Converted::Done(s) => Ok(*s),
+        Converted::SchemaDiffers(_) => unreachable!("the schema is only checked when it was inferred from a sample"),
+    }
+}
+
+fn convert_with(
+    a: &Args,
+    export: &Export,
+    schema: &Schema,
+    dest: &Location,
+    opts: &ConvertOptions,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<Converted> {
+    let progress = Arc::new(Progress::default());
+    let bar = items_bar(export, a.quiet || a.json, "converting");
+    let ticker = tick(&bar, &progress);
+    let result = convert(export, schema, dest, opts, rt.handle(), &progress);
+    ticker.stop();
+    result
+}
+
+fn options(a: &Args, export: &Export, schema: &Schema, jobs: usize) -> crate::Result<ConvertOptions> {
+    let partition_by =
+        a.partition_by.iter().map(|p| PartitionSpec::parse(p, schema)).collect::<crate::Result<Vec<_>>>()?;
+    Ok(ConvertOptions {
         write: WriteOptions {
             format: a.format,
             partition_by,
@@ -85,7 +153,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
                 compression: parse_compression(&a.compression)?,
                 row_group_rows: a.row_group_rows.max(1),
                 row_group_bytes: 128 << 20,
-                metadata: file_metadata(&export, &schema),
+                metadata: file_metadata(export, schema),
             },
             max_open_files: a.max_open_files.max(1),
             max_rows_per_file: a.max_rows_per_file.max(1),
@@ -93,15 +161,17 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         },
         compression_name: a.compression.clone(),
         mode: a.mode,
-        scan: ScanOptions { jobs, decode: DecodeOptions { strict: a.strict, ..Default::default() }, verify: true },
+        scan: ScanOptions {
+            jobs,
+            decode: DecodeOptions { strict: a.strict, infer: a.decode.infer_options(), ..Default::default() },
+            verify: true,
+        },
         allow_rejects: a.allow_rejects,
-    };
-    let progress = Arc::new(Progress::default());
-    let bar = items_bar(&export, a.quiet || a.json, "converting");
-    let ticker = tick(&bar, &progress);
-    let result = convert(&export, &schema, &dest, &opts, rt.handle(), &progress);
-    ticker.stop();
-    let s = result?;
+        check_schema: schema.inferred_from.as_deref().is_some_and(|f| f.starts_with("first:")),
+    })
+}
+
+fn report(a: &Args, s: &ConvertSummary) {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s).expect("json"));
     } else if !a.quiet {
@@ -110,7 +180,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
                 "finished the commit of interrupted run {run}: {} rows in {} files at {}",
                 s.rows, s.files, s.destination
             );
-            return Ok(ExitCode::SUCCESS);
+            return;
         }
         let secs = s.elapsed_seconds.max(1e-9);
         eprintln!(
@@ -148,5 +218,4 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
             eprintln!("removed leftovers of interrupted run(s): {}", s.cleaned_leftovers.join(", "));
         }
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -230,11 +230,11 @@ impl Builder {
         }
     }
 
-    /// Drop everything after the first `rows` rows.
+    /// Drop everything after the first `rows` rows, including what a nested
+    /// value cut short left in the children (a list's first elements, a
+    /// struct's first members) even when its own row was never added.
     pub fn truncate(&mut self, rows: usize) {
-        if rows >= self.len() {
-            return;
-        }
+        let rows = rows.min(self.len());
         match self {
             Builder::Text { offsets, data, valid, .. } | Builder::Binary { offsets, data, valid } => {
                 data.truncate(offsets[rows] as usize);

@@ -20,6 +20,7 @@ pub mod json;
 mod lines;
 pub mod number;
 pub mod plain;
+mod shadow;
 pub mod time;
 mod value;
 pub(crate) mod walk;
@@ -37,6 +38,7 @@ use crate::schema::Schema;
 use crate::schema::infer::{InferOptions, TableStats, order_key};
 use builder::{Builder, TextKind};
 use json::{Cursor, JsonError};
+use shadow::Shadow;
 use value::Ctx;
 use walk::Walk;
 
@@ -168,6 +170,10 @@ pub struct DecodeOptions {
     /// Decode only these top-level columns (indices into the schema's fields;
     /// the catch-all is index `fields.len()`). `None`: all.
     pub projection: Option<Vec<usize>>,
+    /// Gather inference statistics while decoding (see [`ItemDecoder::take_table_stats`]).
+    pub collect_stats: bool,
+    /// The inference options those statistics (and the catch-all's checks) follow.
+    pub infer: InferOptions,
 }
 
 impl Default for DecodeOptions {
@@ -178,6 +184,8 @@ impl Default for DecodeOptions {
             strict: false,
             envelope: Envelope::Item,
             projection: None,
+            collect_stats: false,
+            infer: InferOptions::default(),
         }
     }
 }
@@ -202,16 +210,16 @@ pub struct ItemDecoder {
     rows: usize,
     carry: Vec<u8>,
     file: String,
+    file_index: usize,
     line: u64,
+    /// Inference statistics per column, when collected.
+    shadow: Option<Vec<Shadow>>,
     rejects: Vec<Reject>,
     stats: DecodeStats,
-    infer_opts: &'static InferOptions,
     scratch: Vec<u8>,
     key: Vec<u8>,
     bytes: Vec<u8>,
 }
-
-static DEFAULT_INFER: std::sync::LazyLock<InferOptions> = std::sync::LazyLock::new(InferOptions::default);
 
 impl ItemDecoder {
     pub fn new(schema: &Schema, opts: DecodeOptions) -> ItemDecoder {
@@ -227,10 +235,13 @@ impl ItemDecoder {
         let extra_wanted = wanted_idx.contains(&n);
         assert!(wanted_idx.iter().all(|&i| i <= n), "projection indices are in range");
         let arrow_schema = Arc::new(full.project(&wanted_idx).expect("projection indices are in range"));
+        assert!(!opts.collect_stats || opts.projection.is_none(), "statistics need every column");
+        let columns: Vec<Builder> = schema.fields.iter().map(|f| Builder::new(&f.ty)).collect();
+        let shadow = opts.collect_stats.then(|| columns.iter().map(Shadow::new).collect());
         ItemDecoder {
             arrow_schema,
             attributes: schema.fields.iter().map(|f| f.attribute.clone()).collect(),
-            columns: schema.fields.iter().map(|f| Builder::new(&f.ty)).collect(),
+            columns,
             wanted,
             order: wanted_idx,
             lookup: schema.fields.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
@@ -241,10 +252,11 @@ impl ItemDecoder {
             rows: 0,
             carry: Vec::new(),
             file: String::new(),
+            file_index: 0,
             line: 0,
+            shadow,
             rejects: Vec::new(),
             stats: DecodeStats::default(),
-            infer_opts: &DEFAULT_INFER,
             scratch: Vec::new(),
             key: Vec::new(),
             bytes: Vec::new(),
@@ -257,12 +269,28 @@ impl ItemDecoder {
         self.arrow_schema.clone()
     }
 
-    /// Start a new data file; line numbers restart at 1.
-    pub fn start_file(&mut self, name: &str) {
+    /// Start a new data file (`index`: its place in the manifest); line numbers restart at 1.
+    pub fn start_file(&mut self, index: usize, name: &str) {
         debug_assert!(self.carry.is_empty(), "finish_file before start_file");
         self.file.clear();
         self.file.push_str(name);
+        self.file_index = index;
         self.line = 0;
+    }
+
+    /// Take the inference statistics of everything this decoder decoded (with
+    /// `collect_stats`; once: later calls return `None`): what an inference pass over the same lines would
+    /// have gathered, provided no line was rejected and no value went to the
+    /// catch-all column.
+    pub fn take_table_stats(&mut self) -> Option<TableStats> {
+        let shadow = self.shadow.take()?;
+        let mut t = TableStats { items: self.stats.items, ..Default::default() };
+        for (name, col) in self.attributes.iter().zip(shadow) {
+            if !col.is_unseen() {
+                t.attrs.insert(name.clone(), col.into_stats());
+            }
+        }
+        Some(t)
     }
 
     /// Rows buffered and not yet flushed.
@@ -385,7 +413,7 @@ impl ItemDecoder {
         let mut ctx = Ctx {
             scratch: std::mem::take(&mut self.scratch),
             key: std::mem::take(&mut self.key),
-            walk: Walk::new(self.infer_opts),
+            walk: Walk::new(self.opts.infer),
         };
         ctx.walk.bytes = std::mem::take(&mut self.bytes);
         let r = self.envelope(&mut cur, &mut ctx);
@@ -450,7 +478,9 @@ impl ItemDecoder {
                     }
                     self.columns[i].push_nulls(row - have);
                     let key = std::mem::take(&mut ctx.key);
-                    let r = value::decode_value(&mut self.columns[i], cur, ctx, 1);
+                    ctx.walk.order = order_key(self.file_index, self.line, pos - 1);
+                    let shadow = self.shadow.as_mut().map(|s| &mut s[i]);
+                    let r = value::decode_value(&mut self.columns[i], cur, ctx, 1, shadow);
                     ctx.key = key;
                     match r {
                         Ok(()) => {}
@@ -524,9 +554,9 @@ impl ItemDecoder {
 
 /// Gathers schema statistics from lines of DynamoDB JSON; the inference
 /// counterpart of [`ItemDecoder`], with the same framing rules.
-pub struct Inferrer<'o> {
+pub struct Inferrer {
     pub stats: TableStats,
-    walk: Walk<'o>,
+    walk: Walk,
     envelope: Envelope,
     file_index: usize,
     file: String,
@@ -537,11 +567,11 @@ pub struct Inferrer<'o> {
     pub limit: Option<u64>,
 }
 
-impl<'o> Inferrer<'o> {
-    pub fn new(opts: &'o InferOptions, envelope: Envelope) -> Self {
+impl Inferrer {
+    pub fn new(opts: &InferOptions, envelope: Envelope) -> Self {
         Inferrer {
             stats: TableStats::default(),
-            walk: Walk::new(opts),
+            walk: Walk::new(*opts),
             envelope,
             file_index: 0,
             file: String::new(),

@@ -8,22 +8,43 @@
 use super::builder::{Builder, TextKind};
 use super::json::Cursor;
 use super::number::Number;
+use super::shadow::{Shadow, ShadowKind};
 use super::walk::{self, Walk};
 use super::{DecodeErr, MAX_DEPTH, time};
 use crate::schema::TimestampSource;
-use crate::schema::infer::Desc;
+use crate::schema::infer::{Desc, NumStats};
 
 /// Scratch space reused across values.
-pub(crate) struct Ctx<'o> {
+pub(crate) struct Ctx {
     pub scratch: Vec<u8>,
     pub key: Vec<u8>,
-    pub walk: Walk<'o>,
+    pub walk: Walk,
 }
 
-/// Decode `{"<desc>": value}` at the cursor into `b`.
-pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, depth: usize) -> Result<(), DecodeErr> {
+/// Decode `{"<desc>": value}` at the cursor into `b`, counting it in `st`
+/// (inference statistics, see [`super::shadow`]) when given. `ctx.walk.order`
+/// is the value's order key, as the inference walk would have it.
+pub(crate) fn decode_value(
+    b: &mut Builder,
+    cur: &mut Cursor,
+    ctx: &mut Ctx,
+    depth: usize,
+    mut st: Option<&mut Shadow>,
+) -> Result<(), DecodeErr> {
     if depth > MAX_DEPTH {
         return Err(DecodeErr::malformed(cur.pos(), format!("nested deeper than DynamoDB's {MAX_DEPTH} levels")));
+    }
+    if let (Builder::Map { .. }, Some(s)) = (&*b, st.as_deref_mut()) {
+        // A map's keys are data: decode, then let the inference walk count the same value.
+        cur.skip_ws();
+        let start = cur.pos();
+        decode_value(b, cur, ctx, depth, None)?;
+        let end = cur.pos();
+        cur.set_pos(start);
+        let order = ctx.walk.order;
+        ctx.walk.value(cur, Some(s.at(order)), depth)?;
+        debug_assert_eq!(cur.pos(), end);
+        return Ok(());
     }
     if let Builder::Text { kind: TextKind::Json, offsets, data, valid } = b {
         // Kept verbatim, after the same checks as any value; NULL is null.
@@ -36,10 +57,14 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
             cur.expect(b'}')?;
             offsets.push(data.len() as i32);
             valid.push(false);
+            if let Some(s) = st {
+                s.at(ctx.walk.order).count(Desc::Null);
+            }
             return Ok(());
         }
         cur.set_pos(start);
-        ctx.walk.value(cur, None, depth)?;
+        let order = ctx.walk.order;
+        ctx.walk.value(cur, st.map(|s| s.at(order)), depth)?;
         data.extend_from_slice(cur.slice(start, cur.pos()));
         offsets.push(data.len() as i32);
         valid.push(true);
@@ -48,6 +73,9 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
     cur.expect(b'{')?;
     let desc = walk::descriptor(cur, &mut ctx.scratch)?;
     cur.expect(b':')?;
+    if let Some(s) = st.as_deref_mut() {
+        s.at(ctx.walk.order).count(desc);
+    }
     match desc {
         Desc::Null => {
             walk::null_true(cur)?;
@@ -55,7 +83,7 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
         }
         Desc::S | Desc::N | Desc::B => {
             let text = cur.string(&mut ctx.scratch)?;
-            push_scalar(b, desc, text, cur, &mut ctx.walk.bytes)?;
+            push_scalar(b, desc, text, cur, &mut ctx.walk.bytes, st.map(|s| &mut s.stats.num))?;
         }
         Desc::Bool => {
             let v = cur.boolean()?;
@@ -75,6 +103,11 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
         Desc::M => match b {
             Builder::Struct { children, lookup, names, valid, .. } => {
                 let row = valid.len();
+                let mut members = st.map(|s| match &mut s.kind {
+                    ShadowKind::Struct(m) => m,
+                    _ => unreachable!("a struct's shadow is a struct"),
+                });
+                let base = ctx.walk.order;
                 cur.expect(b'{')?;
                 let mut first = true;
                 let mut pos = 0;
@@ -85,6 +118,8 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
                     cur.expect(b':')?;
                     // Members usually come in schema order: try that before hashing.
                     let hit = names.get(pos).filter(|n| n.as_ref() == ctx.key.as_slice()).map(|_| pos);
+                    // Members are ordered by where they first appear in their map (as the walk does).
+                    let order = (base & !0xfff) | (pos as u64).min(0xfff);
                     pos += 1;
                     let Some(i) = hit.or_else(|| lookup.get(ctx.key.as_slice()).copied()) else {
                         let name = String::from_utf8_lossy(&ctx.key).into_owned();
@@ -98,7 +133,10 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
                         return Err(DecodeErr::malformed(cur.pos(), "a map member appears twice").at_key(&ctx.key));
                     }
                     let key = std::mem::take(&mut ctx.key);
-                    let r = decode_value(child, cur, ctx, depth + 1).map_err(|e| e.at_key(&key));
+                    ctx.walk.order = order;
+                    let shadow = members.as_deref_mut().map(|m| &mut m[i].1);
+                    let r = decode_value(child, cur, ctx, depth + 1, shadow).map_err(|e| e.at_key(&key));
+                    ctx.walk.order = base;
                     ctx.key = key;
                     r?;
                 }
@@ -124,7 +162,7 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
                         valid.push(true);
                     }
                     let key = std::mem::take(&mut ctx.key);
-                    let r = decode_value(values, cur, ctx, depth + 1).map_err(|e| e.at_key(&key));
+                    let r = decode_value(values, cur, ctx, depth + 1, None).map_err(|e| e.at_key(&key));
                     ctx.key = key;
                     r?;
                     n += 1;
@@ -136,11 +174,13 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
         },
         Desc::L => match b {
             Builder::List { set: false, offsets, child, valid, .. } => {
+                let mut elem = elem_shadow(st, ctx.walk.order);
                 cur.expect(b'[')?;
                 let mut first = true;
                 let mut n = 0i32;
                 while cur.next_element(&mut first)? {
-                    decode_value(child, cur, ctx, depth + 1).map_err(|e| e.at_index(n as usize))?;
+                    decode_value(child, cur, ctx, depth + 1, elem.as_deref_mut())
+                        .map_err(|e| e.at_index(n as usize))?;
                     n += 1;
                 }
                 offsets.push(offsets.last().unwrap() + n);
@@ -149,20 +189,26 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
             _ => return Err(mismatch(cur, desc, b)),
         },
         Desc::SS | Desc::NS | Desc::BS => {
-            let elem = match desc {
+            let member = match desc {
                 Desc::SS => Desc::S,
                 Desc::NS => Desc::N,
                 _ => Desc::B,
             };
             match b {
                 Builder::List { set: true, offsets, child, valid, .. } => {
+                    let mut elem = elem_shadow(st, ctx.walk.order);
                     let start = child.len();
                     cur.expect(b'[')?;
                     let mut first = true;
                     let mut n = 0i32;
                     while cur.next_element(&mut first)? {
                         let text = cur.string(&mut ctx.scratch)?;
-                        push_scalar(child, elem, text, cur, &mut ctx.walk.bytes).map_err(|e| e.at_index(n as usize))?;
+                        let num = elem.as_deref_mut().map(|s| {
+                            s.stats.count(member);
+                            &mut s.stats.num
+                        });
+                        push_scalar(child, member, text, cur, &mut ctx.walk.bytes, num)
+                            .map_err(|e| e.at_index(n as usize))?;
                         n += 1;
                     }
                     if has_duplicates(child, start) {
@@ -180,6 +226,18 @@ pub(crate) fn decode_value(b: &mut Builder, cur: &mut Cursor, ctx: &mut Ctx, dep
     }
     cur.expect(b'}')?;
     Ok(())
+}
+
+/// The element statistics of a list or set value (created by its first value, even an empty one).
+#[inline]
+fn elem_shadow(st: Option<&mut Shadow>, order: u64) -> Option<&mut Shadow> {
+    st.map(|s| match &mut s.kind {
+        ShadowKind::Elem(e) => {
+            e.at(order);
+            e.as_mut()
+        }
+        _ => unreachable!("a list's shadow has elements"),
+    })
 }
 
 fn mismatch(cur: &Cursor, desc: Desc, b: &Builder) -> DecodeErr {
@@ -204,14 +262,27 @@ fn kind_name(b: &Builder) -> &'static str {
     }
 }
 
-/// An `S`, `N` or `B` value's text into a scalar column.
+/// An `S`, `N` or `B` value's text into a scalar column; an `N` is counted
+/// in `num` when given.
 #[inline]
-fn push_scalar(b: &mut Builder, desc: Desc, text: &[u8], cur: &Cursor, bytes: &mut Vec<u8>) -> Result<(), DecodeErr> {
+fn push_scalar(
+    b: &mut Builder,
+    desc: Desc,
+    text: &[u8],
+    cur: &Cursor,
+    bytes: &mut Vec<u8>,
+    num: Option<&mut NumStats>,
+) -> Result<(), DecodeErr> {
+    let count = |num: Option<&mut NumStats>, n: &Number| {
+        if let Some(s) = num {
+            s.add(n);
+        }
+    };
     match (b, desc) {
         (Builder::Text { kind: TextKind::String, offsets, data, valid }, _) => {
             match desc {
                 Desc::N => {
-                    walk::number(cur, text)?;
+                    count(num, &walk::number(cur, text)?);
                 }
                 Desc::B => {
                     bytes.clear();
@@ -224,7 +295,7 @@ fn push_scalar(b: &mut Builder, desc: Desc, text: &[u8], cur: &Cursor, bytes: &m
             valid.push(true);
         }
         (Builder::Text { kind: TextKind::Number, offsets, data, valid }, Desc::N) => {
-            walk::number(cur, text)?;
+            count(num, &walk::number(cur, text)?);
             data.extend_from_slice(text);
             offsets.push(data.len() as i32);
             valid.push(true);
@@ -235,18 +306,26 @@ fn push_scalar(b: &mut Builder, desc: Desc, text: &[u8], cur: &Cursor, bytes: &m
             valid.push(true);
         }
         (Builder::Int64 { values, valid }, Desc::N) => {
-            let v = int64(text).map_or_else(
-                || {
+            let v = match int64(text) {
+                Some(v) => {
+                    if let Some(s) = num {
+                        s.add_int(v);
+                    }
+                    v
+                }
+                None => {
                     let n = walk::number(cur, text)?;
-                    n.to_i64().ok_or_else(|| does_not_fit(cur, text, "bigint"))
-                },
-                Ok,
-            )?;
+                    let v = n.to_i64().ok_or_else(|| does_not_fit(cur, text, "bigint"))?;
+                    count(num, &n);
+                    v
+                }
+            };
             values.push(v);
             valid.push(true);
         }
         (Builder::Decimal { scale, values, valid }, Desc::N) => {
             let n = walk::number(cur, text)?;
+            count(num, &n);
             let v = n
                 .to_decimal(u32::from(*scale))
                 .ok_or_else(|| does_not_fit(cur, text, &format!("decimal(38,{scale})")))?;
@@ -254,7 +333,7 @@ fn push_scalar(b: &mut Builder, desc: Desc, text: &[u8], cur: &Cursor, bytes: &m
             valid.push(true);
         }
         (Builder::Float64 { values, valid }, Desc::N) => {
-            walk::number(cur, text)?;
+            count(num, &walk::number(cur, text)?);
             // Checked above to be a number; Rust's parse is correctly rounded.
             let v: f64 = std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
             values.push(v);
@@ -265,7 +344,12 @@ fn push_scalar(b: &mut Builder, desc: Desc, text: &[u8], cur: &Cursor, bytes: &m
             let v = match (source, d) {
                 (TimestampSource::Iso8601, Desc::S) => time::parse_iso8601(text),
                 (TimestampSource::Iso8601, _) => None,
-                (_, Desc::N) => time::from_epoch(&walk::number(cur, text)?, source),
+                (_, Desc::N) => {
+                    let n = walk::number(cur, text)?;
+                    let v = time::from_epoch(&n, source);
+                    count(num, &n);
+                    v
+                }
                 _ => None,
             };
             let v = v.ok_or_else(|| does_not_fit(cur, text, "timestamp"))?;

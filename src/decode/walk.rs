@@ -54,15 +54,15 @@ pub(crate) fn null_true(cur: &mut Cursor) -> Result<(), DecodeErr> {
     if cur.boolean()? { Ok(()) } else { Err(DecodeErr::malformed(cur.pos(), "NULL must be `true`")) }
 }
 
-pub(crate) struct Walk<'o> {
-    pub opts: &'o InferOptions,
+pub(crate) struct Walk {
+    pub opts: InferOptions,
     pub order: u64,
     pub scratch: Vec<u8>,
     pub bytes: Vec<u8>,
 }
 
-impl<'o> Walk<'o> {
-    pub fn new(opts: &'o InferOptions) -> Self {
+impl Walk {
+    pub fn new(opts: InferOptions) -> Self {
         Walk { opts, order: 0, scratch: Vec::new(), bytes: Vec::new() }
     }
 
@@ -114,7 +114,7 @@ impl<'o> Walk<'o> {
                     let order = (base & !0xfff) | pos.min(0xfff);
                     pos += 1;
                     let child = match stats.as_deref_mut() {
-                        Some(s) => Some(s.member(name, order, self.opts)),
+                        Some(s) => Some(s.member(name, order, &self.opts)),
                         None => None,
                     };
                     self.order = order;

@@ -70,7 +70,7 @@ impl Desc {
 }
 
 /// Options of inference.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct InferOptions {
     /// An `M` with more distinct keys than this becomes a map.
     pub map_threshold: usize,
@@ -101,6 +101,14 @@ impl NumStats {
         self.max_scale = self.max_scale.max(n.scale());
         self.max_int_digits = self.max_int_digits.max(n.int_digits());
         self.too_long |= n.too_long;
+    }
+
+    /// [`NumStats::add`] for an integer that fits i64 (the decoder's fast path).
+    #[inline]
+    pub fn add_int(&mut self, v: i64) {
+        self.count += 1;
+        let digits = if v == 0 { 0 } else { v.unsigned_abs().ilog10() + 1 };
+        self.max_int_digits = self.max_int_digits.max(digits);
     }
 
     fn merge(&mut self, o: &NumStats) {
@@ -365,5 +373,21 @@ impl TableStats {
         let mut s = Schema::new(fields_with_reserved(&self.attrs, self.items, opts, &mut taken));
         s.items = self.items;
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::number::Number;
+
+    #[test]
+    fn add_int_counts_like_add() {
+        for v in [0i64, 1, -1, 9, 10, 100, -120, 999_999, 1_000_000, i64::MAX, i64::MIN, -i64::MAX] {
+            let (mut a, mut b) = (NumStats::default(), NumStats::default());
+            a.add_int(v);
+            b.add(&Number::parse(v.to_string().as_bytes()).unwrap());
+            assert_eq!(a, b, "{v}");
+        }
     }
 }

@@ -109,6 +109,59 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// The first difference in columns (names, types, order) between two
+    /// schemas, ignoring what only describes the data (counts, notes,
+    /// nullability); `None` when the same batches fit both.
+    pub fn column_difference(&self, other: &Schema) -> Option<String> {
+        fields_difference(&self.fields, &other.fields, "")
+    }
+
+    /// The same columns without statistics: what travels in each data file
+    /// (a file holds part of the data; the commit record has the counts).
+    pub fn columns_only(&self) -> Schema {
+        fn strip(fields: &mut [Field]) {
+            for f in fields {
+                f.nullable = true;
+                f.seen.clear();
+                f.note = None;
+                if let Some(inner) = f.ty.struct_fields_mut() {
+                    strip(inner);
+                }
+            }
+        }
+        let mut s = Schema { items: 0, inferred_from: None, ..self.clone() };
+        strip(&mut s.fields);
+        s
+    }
+}
+
+fn fields_difference(a: &[Field], b: &[Field], path: &str) -> Option<String> {
+    for (i, fa) in a.iter().enumerate() {
+        let Some(fb) = b.get(i) else {
+            return Some(format!("attribute `{path}{}` is not in the other schema", fa.attribute));
+        };
+        if fa.attribute != fb.attribute || fa.column != fb.column {
+            return Some(format!("attribute `{path}{}` is at the place of `{path}{}`", fb.attribute, fa.attribute));
+        }
+        if let Some(d) = type_difference(&fa.ty, &fb.ty, &format!("{path}{}", fa.attribute)) {
+            return Some(d);
+        }
+    }
+    b.get(a.len()).map(|f| format!("attribute `{path}{}` is new", f.attribute))
+}
+
+fn type_difference(a: &ColumnType, b: &ColumnType, path: &str) -> Option<String> {
+    match (a, b) {
+        (ColumnType::Struct(x), ColumnType::Struct(y)) => fields_difference(x, y, &format!("{path}.")),
+        (ColumnType::List(x), ColumnType::List(y))
+        | (ColumnType::Set(x), ColumnType::Set(y))
+        | (ColumnType::Map(x), ColumnType::Map(y)) => type_difference(x, y, path),
+        (x, y) if x == y => None,
+        (x, y) => Some(format!("attribute `{path}` is {y}, not {x}")),
+    }
+}
+
 fn validate_fields(fields: &[Field], path: &str) -> Result<()> {
     let mut attrs = std::collections::HashSet::new();
     let mut cols = std::collections::HashSet::new();

@@ -150,11 +150,11 @@ impl ExecutionPlan for ExportExec {
             let mut buf = vec![0u8; CHUNK];
             let mut rows = 0usize;
             let send = |r: DfResult<arrow::array::RecordBatch>| tx.blocking_send(r).is_ok();
-            for file in export.files.iter().skip(partition).step_by(step) {
+            for index in (0..export.files.len()).skip(partition).step_by(step) {
                 let r = (|| -> crate::Result<bool> {
                     let done = crate::scan::decode_file(
                         &export,
-                        file,
+                        index,
                         &rt,
                         &mut decoder,
                         &mut buf,

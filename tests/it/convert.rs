@@ -28,8 +28,20 @@ fn every_value_survives_a_round_trip_through_parquet() {
     assert!(dest.join("_SUCCESS").exists());
     assert!(!dest.join("_temporary").exists());
 
-    let source = source_items(&e.generated.full_export_dir);
-    let batches = read_parquet_dir(&dest);
+    assert_dataset_holds_every_item(&dest, &e.generated.full_export_dir);
+    // The export's identity travels in the file metadata.
+    let f = walk(&dest).into_iter().find(|p| p.extension().is_some_and(|x| x == "parquet")).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap();
+    use parquet::file::reader::FileReader;
+    let kv = reader.metadata().file_metadata().key_value_metadata().unwrap();
+    let source_kv = kv.iter().find(|k| k.key == "dynolake.source").unwrap();
+    assert!(source_kv.value.as_ref().unwrap().contains(&e.generated.full_export_id));
+}
+
+/// Read the dataset back and compare it item by item with the export.
+fn assert_dataset_holds_every_item(dest: &std::path::Path, export_dir: &std::path::Path) {
+    let source = source_items(export_dir);
+    let batches = read_parquet_dir(dest);
     let mut seen = 0;
     for b in &batches {
         let schema = b.schema();
@@ -46,13 +58,43 @@ fn every_value_survives_a_round_trip_through_parquet() {
         }
     }
     assert_eq!(seen, source.len());
-    // The export's identity travels in the file metadata.
-    let f = walk(&dest).into_iter().find(|p| p.extension().is_some_and(|x| x == "parquet")).unwrap();
-    let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap();
-    use parquet::file::reader::FileReader;
-    let kv = reader.metadata().file_metadata().key_value_metadata().unwrap();
-    let source_kv = kv.iter().find(|k| k.key == "dynolake.source").unwrap();
-    assert!(source_kv.value.as_ref().unwrap().contains(&e.generated.full_export_id));
+}
+
+/// The schema in the dataset's (one) commit record.
+fn committed_schema(dest: &std::path::Path) -> serde_json::Value {
+    let commits: Vec<_> =
+        std::fs::read_dir(dest.join("_dynolake/commits")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(commits.len(), 1);
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&commits[0]).unwrap()).unwrap();
+    record["schema"].clone()
+}
+
+#[test]
+fn one_read_or_two_the_committed_schema_is_the_exact_one() {
+    let e = export_with(GenerateOptions { items: 1200, files: 3, awkward_names: true, ..Default::default() });
+    let src = &e.generated.full_export_dir;
+    let out = tempfile::tempdir().unwrap();
+    let schema_file = out.path().join("exact.json");
+    assert_code(&dynolake(&["schema", src.to_str().unwrap(), "-o", schema_file.to_str().unwrap()], &[]), 0);
+    let exact: serde_json::Value = serde_json::from_slice(&std::fs::read(&schema_file).unwrap()).unwrap();
+    assert_eq!(exact["inferred_from"], "exact");
+
+    // The first items are all items: one read, checked on the way.
+    let once = out.path().join("once");
+    let o = convert(src, &once, &[]);
+    assert_code(&o, 0);
+    assert!(!stderr(&o).contains("reading the export again"), "{}", stderr(&o));
+    assert_eq!(committed_schema(&once), exact);
+
+    // Three items cannot predict rare attributes: the check notices, and a second read uses the exact schema.
+    let twice = out.path().join("twice");
+    let o = convert(src, &twice, &["--first-items", "3"]);
+    assert_code(&o, 0);
+    assert!(stderr(&o).contains("reading the export again with the exact schema"), "{}", stderr(&o));
+    assert_eq!(committed_schema(&twice), exact);
+    assert!(!twice.join("_temporary").exists());
+    assert!(!twice.join("_rejects").exists());
+    assert_dataset_holds_every_item(&twice, src);
 }
 
 #[test]

@@ -27,7 +27,7 @@ fn infer_and_decode(data: &[u8], chunk: usize, opts: DecodeOptions) -> (Schema, 
 
 fn decode_with(schema: &Schema, data: &[u8], chunk: usize, opts: DecodeOptions) -> (Vec<RecordBatch>, ItemDecoder) {
     let mut dec = ItemDecoder::new(schema, opts);
-    dec.start_file("test.json");
+    dec.start_file(0, "test.json");
     let mut out = Vec::new();
     for c in data.chunks(chunk.max(1)) {
         let mut off = 0;
@@ -41,6 +41,24 @@ fn decode_with(schema: &Schema, data: &[u8], chunk: usize, opts: DecodeOptions) 
     dec.finish_file().unwrap();
     out.extend(dec.flush().unwrap());
     (out, dec)
+}
+
+/// Decode with `schema` while gathering inference statistics: the schema they call for.
+fn schema_while_decoding(schema: &Schema, data: &[u8], chunk: usize) -> (Schema, ItemDecoder) {
+    let (_, mut dec) = decode_with(schema, data, chunk, DecodeOptions { collect_stats: true, ..Default::default() });
+    let s = dec.take_table_stats().unwrap().schema(&InferOptions::default());
+    (s, dec)
+}
+
+/// The schema inferred from the first `n` items only.
+fn schema_of_first(data: &[u8], n: u64) -> Schema {
+    let io = InferOptions::default();
+    let mut inf = Inferrer::new(&io, Envelope::Item);
+    inf.limit = Some(n);
+    inf.start_file(0, "test.json");
+    inf.feed(data).unwrap();
+    inf.finish_file().unwrap();
+    inf.stats.schema(&io)
 }
 
 fn concat(batches: &[RecordBatch]) -> RecordBatch {
@@ -325,6 +343,24 @@ proptest! {
         prop_assert_eq!(dec.stats().rejected, 0);
         check_batch(&concat(&batches), &items);
     }
+
+    /// The statistics gathered while decoding are the inference walk's: with
+    /// the exact schema they give it back, counts and notes included; with a
+    /// schema of the first items, whenever every value fit, they give the
+    /// exact schema too (which is what lets `convert` read once).
+    #[test]
+    fn decoding_gathers_the_statistics_of_inference(items in prop::collection::vec(item(), 1..40), first in 1u64..40) {
+        let data = lines(&items);
+        let (exact, _, _) = infer_and_decode(&data, data.len(), DecodeOptions::default());
+        let (again, dec) = schema_while_decoding(&exact, &data, 13);
+        prop_assert_eq!(dec.stats().extra_values, 0);
+        prop_assert_eq!(&again, &exact);
+        let guess = schema_of_first(&data, first);
+        let (from_stats, dec) = schema_while_decoding(&guess, &data, data.len());
+        if dec.stats().extra_values == 0 {
+            prop_assert_eq!(&from_stats, &exact);
+        }
+    }
 }
 
 // ---------- chunk boundaries ----------
@@ -366,6 +402,49 @@ fn chunk_boundaries_do_not_matter() {
     let trimmed = &data[..data.len() - 1];
     let (b, _) = decode_with(&schema, trimmed, 5, opts());
     assert_eq!(concat(&b), whole);
+}
+
+#[test]
+fn statistics_gathered_while_decoding_match_inference_on_generated_items() {
+    let data = sample_lines();
+    let (exact, _, _) = infer_and_decode(&data, data.len(), DecodeOptions::default());
+    let (again, dec) = schema_while_decoding(&exact, &data, 7);
+    assert_eq!(dec.stats().extra_values, 0);
+    assert_eq!(again, exact);
+    // A schema of the first items: when everything fit, the statistics still give the exact schema.
+    let mut checked = 0;
+    for first in [1, 5, 20, 100, 299] {
+        let guess = schema_of_first(&data, first);
+        let (from_stats, dec) = schema_while_decoding(&guess, &data, 4096);
+        if dec.stats().extra_values == 0 {
+            assert_eq!(from_stats, exact, "first {first}");
+            checked += 1;
+        } else {
+            assert!(guess.column_difference(&exact).is_some(), "values went to _extra with the exact schema");
+        }
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn a_value_cut_short_leaves_nothing_behind() {
+    // The schema of the first line; the second line's list and map fail halfway through.
+    let data = br#"{"Item":{"k":{"L":[{"N":"1"}]},"s":{"M":{"a":{"N":"1"}}}}}
+{"Item":{"k":{"L":[{"N":"2"},{"S":"x"}]},"s":{"M":{"a":{"N":"2"},"z":{"N":"9"}}}}}
+{"Item":{"k":{"L":[{"N":"3"}]},"s":{"M":{"a":{"N":"3"}}}}}
+"#;
+    let schema = schema_of_first(data, 1);
+    let (b, dec) = decode_with(&schema, data, data.len(), DecodeOptions::default());
+    assert_eq!(dec.stats().extra_values, 2);
+    let b = concat(&b);
+    let k = b.column_by_name("k").unwrap().as_list::<i32>();
+    assert!(k.is_null(1));
+    assert_eq!(k.value(2).as_primitive::<Int64Type>().values().to_vec(), vec![3]);
+    let s = b.column_by_name("s").unwrap().as_struct();
+    assert!(s.is_null(1));
+    assert_eq!(s.column_by_name("a").unwrap().as_primitive::<Int64Type>().value(2), 3);
+    let extra = b.column_by_name("_extra").unwrap().as_string::<i32>();
+    assert!(extra.value(1).contains(r#""x""#) && extra.value(1).contains(r#""z""#));
 }
 
 #[test]
@@ -469,7 +548,7 @@ fn errors_name_file_line_and_path() {
         assert_eq!(r[0].line, *line);
         // Strict: an error with the same position.
         let mut dec = ItemDecoder::new(&schema, DecodeOptions { strict: true, ..Default::default() });
-        dec.start_file("test.json");
+        dec.start_file(0, "test.json");
         let err = dec.decode(data.as_bytes()).and_then(|_| dec.finish_file()).unwrap_err().to_string();
         assert!(err.starts_with(&"test.json:2".to_string()), "{err}");
         assert!(err.contains(msg), "{err}");
@@ -504,7 +583,7 @@ fn values_that_do_not_fit_go_to_the_catch_all_and_are_counted() {
     assert_eq!(dec.stats().extra_by_attribute["n"], 1);
     // --strict turns the first into an error naming the path.
     let mut dec = ItemDecoder::new(&schema, DecodeOptions { strict: true, ..Default::default() });
-    dec.start_file("f");
+    dec.start_file(0, "f");
     let err = dec.decode(data).unwrap_err().to_string();
     assert!(err.contains("f:2 at `n`") && err.contains("does not fit bigint"), "{err}");
 }
