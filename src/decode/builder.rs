@@ -295,19 +295,27 @@ impl Builder {
 
     /// Turn the buffered rows into an Arrow array and start afresh.
     pub fn finish(&mut self) -> ArrayRef {
+        /// The buffer, leaving an empty one with the same capacity: the next
+        /// batch is usually as big, and growing by doubling costs copies.
+        fn take<T>(v: &mut Vec<T>) -> Vec<T> {
+            let cap = v.len();
+            std::mem::replace(v, Vec::with_capacity(cap))
+        }
         fn nulls(valid: &mut Vec<bool>) -> Option<NullBuffer> {
-            let v = std::mem::take(valid);
+            let v = take(valid);
             if v.iter().all(|b| *b) { None } else { Some(NullBuffer::from(v)) }
         }
         fn offsets(o: &mut Vec<i32>) -> OffsetBuffer<i32> {
-            let v = std::mem::replace(o, vec![0]);
+            let mut next = Vec::with_capacity(o.len());
+            next.push(0);
+            let v = std::mem::replace(o, next);
             // Offsets are pushed monotonically from 0 by construction.
             OffsetBuffer::new(ScalarBuffer::from(v))
         }
         match self {
             Builder::Text { offsets: o, data, valid, .. } => {
                 let n = nulls(valid);
-                let data = Buffer::from_vec(std::mem::take(data));
+                let data = Buffer::from_vec(take(data));
                 let o = offsets(o);
                 // SAFETY: every byte comes from a line checked to be UTF-8, from
                 // a JSON unescape that writes UTF-8, or from ASCII we write.
@@ -316,31 +324,31 @@ impl Builder {
             }
             Builder::Binary { offsets: o, data, valid } => {
                 let n = nulls(valid);
-                Arc::new(BinaryArray::new(offsets(o), Buffer::from_vec(std::mem::take(data)), n))
+                Arc::new(BinaryArray::new(offsets(o), Buffer::from_vec(take(data)), n))
             }
             Builder::Int64 { values, valid } => {
                 let n = nulls(valid);
-                Arc::new(Int64Array::new(std::mem::take(values).into(), n))
+                Arc::new(Int64Array::new(take(values).into(), n))
             }
             Builder::Decimal { scale, values, valid } => {
                 let n = nulls(valid);
-                let a = Decimal128Array::new(std::mem::take(values).into(), n)
+                let a = Decimal128Array::new(take(values).into(), n)
                     .with_precision_and_scale(38, *scale as i8)
                     .expect("precision 38 and scale <= 38 are valid");
                 Arc::new(a)
             }
             Builder::Float64 { values, valid } => {
                 let n = nulls(valid);
-                Arc::new(Float64Array::new(std::mem::take(values).into(), n))
+                Arc::new(Float64Array::new(take(values).into(), n))
             }
             Builder::Boolean { values, valid } => {
                 let n = nulls(valid);
-                let v = std::mem::take(values);
+                let v = take(values);
                 Arc::new(BooleanArray::new(BooleanBuffer::from(v), n))
             }
             Builder::Timestamp { values, valid, .. } => {
                 let n = nulls(valid);
-                Arc::new(TimestampMicrosecondArray::new(std::mem::take(values).into(), n).with_timezone("UTC"))
+                Arc::new(TimestampMicrosecondArray::new(take(values).into(), n).with_timezone("UTC"))
             }
             Builder::List { field, offsets: o, child, valid, .. } => {
                 let n = nulls(valid);

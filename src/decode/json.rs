@@ -155,7 +155,7 @@ impl<'a> Cursor<'a> {
     {
         self.expect(b'"')?;
         let start = self.pos;
-        match memchr::memchr2(b'"', b'\\', &self.buf[start..]) {
+        match quote_or_backslash(&self.buf[start..]) {
             Some(i) if self.buf[start + i] == b'"' => {
                 self.pos = start + i + 1;
                 Ok(&self.buf[start..start + i])
@@ -338,9 +338,88 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Byte-slice equality for the short names of attributes and members, without
+/// a call to `memcmp` (this runs once per attribute of every item).
+#[inline(always)]
+pub(crate) fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"));
+    match n {
+        0..8 => a.iter().zip(b).all(|(x, y)| x == y),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// The first `"` or `\` in `s`. Most strings of an export are short (type
+/// descriptors, names, codes): eight bytes at a time with word arithmetic
+/// beats setting up a vector search; longer strings go to `memchr`.
+#[inline]
+fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Bytes equal to `b` get their high bit set (the lowest such byte is exact).
+    #[inline(always)]
+    fn matches(w: u64, b: u8) -> u64 {
+        let x = w ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    }
+    let mut i = 0;
+    while i + 8 <= s.len() && i < 32 {
+        let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"));
+        let m = matches(w, b'"') | matches(w, b'\\');
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i < 32 {
+        return s[i..].iter().position(|&b| b == b'"' || b == b'\\').map(|j| i + j);
+    }
+    memchr::memchr2(b'"', b'\\', &s[i..]).map(|j| i + j)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_name_is_equality() {
+        let names: Vec<Vec<u8>> = (0..40).map(|n| (0..n).map(|i| b'a' + (i % 26) as u8).collect()).collect();
+        for a in &names {
+            for b in &names {
+                assert_eq!(same_name(a, b), a == b);
+                for k in 0..b.len() {
+                    let mut c = b.clone();
+                    c[k] ^= 1;
+                    assert_eq!(same_name(a, &c), *a == c);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quote_or_backslash_finds_the_first() {
+        let naive = |s: &[u8]| s.iter().position(|&b| b == b'"' || b == b'\\');
+        for len in 0..80 {
+            for at in 0..=len {
+                for (c, other) in [(b'"', b'\\'), (b'\\', b'"')] {
+                    // Bytes next to the target in value (0x21, 0x5B, 0x5D, 0xA2) must not match.
+                    let mut s: Vec<u8> = (0..len).map(|i| [b'a', 0x21, 0x5B, 0x5D, 0xA2, b'#'][i % 6]).collect();
+                    if at < len {
+                        s[at] = c;
+                        if at + 3 < len {
+                            s[at + 3] = other;
+                        }
+                    }
+                    assert_eq!(quote_or_backslash(&s), naive(&s), "len {len} at {at}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn strings_with_and_without_escapes() {

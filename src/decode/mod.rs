@@ -217,7 +217,6 @@ pub struct ItemDecoder {
     rejects: Vec<Reject>,
     stats: DecodeStats,
     scratch: Vec<u8>,
-    key: Vec<u8>,
     bytes: Vec<u8>,
 }
 
@@ -258,7 +257,6 @@ impl ItemDecoder {
             rejects: Vec::new(),
             stats: DecodeStats::default(),
             scratch: Vec::new(),
-            key: Vec::new(),
             bytes: Vec::new(),
             opts,
         }
@@ -410,15 +408,10 @@ impl ItemDecoder {
             return Err(DecodeErr::malformed(e.valid_up_to(), "the line is not valid UTF-8"));
         }
         let mut cur = Cursor::new(line);
-        let mut ctx = Ctx {
-            scratch: std::mem::take(&mut self.scratch),
-            key: std::mem::take(&mut self.key),
-            walk: Walk::new(self.opts.infer),
-        };
+        let mut ctx = Ctx { scratch: std::mem::take(&mut self.scratch), walk: Walk::new(self.opts.infer) };
         ctx.walk.bytes = std::mem::take(&mut self.bytes);
         let r = self.envelope(&mut cur, &mut ctx);
         self.scratch = ctx.scratch;
-        self.key = ctx.key;
         self.bytes = ctx.walk.bytes;
         r
     }
@@ -453,16 +446,16 @@ impl ItemDecoder {
         cur.expect(b'{')?;
         let mut first = true;
         let mut pos = 0;
+        // Names borrow the line (no copy) unless they hold escapes.
+        let mut unescaped = Vec::new();
         while cur.next_member(&mut first)? {
-            let k = cur.string(&mut ctx.scratch)?;
-            ctx.key.clear();
-            ctx.key.extend_from_slice(k);
+            let key = cur.string(&mut unescaped)?;
             cur.expect(b':')?;
             cur.skip_ws();
             let start = cur.pos();
             let predicted =
-                self.last_order.get(pos).copied().filter(|&i| self.attributes[i].as_bytes() == ctx.key.as_slice());
-            let col = predicted.or_else(|| self.lookup.get(ctx.key.as_slice()).copied());
+                self.last_order.get(pos).copied().filter(|&i| json::same_name(self.attributes[i].as_bytes(), key));
+            let col = predicted.or_else(|| self.lookup.get(key).copied());
             match (col, self.last_order.get_mut(pos)) {
                 (Some(i), Some(slot)) => *slot = i,
                 (Some(i), None) => self.last_order.push(i),
@@ -474,39 +467,37 @@ impl ItemDecoder {
                     // Absent attributes are padded with nulls lazily, in bulk.
                     let have = self.columns[i].len();
                     if have > row {
-                        return Err(DecodeErr::malformed(start, "the attribute appears twice").at_key(&ctx.key));
+                        return Err(DecodeErr::malformed(start, "the attribute appears twice").at_key(key));
                     }
                     self.columns[i].push_nulls(row - have);
-                    let key = std::mem::take(&mut ctx.key);
                     ctx.walk.order = order_key(self.file_index, self.line, pos - 1);
                     let shadow = self.shadow.as_mut().map(|s| &mut s[i]);
                     let r = value::decode_value(&mut self.columns[i], cur, ctx, 1, shadow);
-                    ctx.key = key;
                     match r {
                         Ok(()) => {}
                         Err(e) if e.mismatch => {
                             // A malformed value is the worse problem: check the whole value first.
                             self.columns[i].truncate(row);
                             cur.set_pos(start);
-                            ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(&ctx.key))?;
+                            ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(key))?;
                             if self.opts.strict {
-                                return Err(e.at_key(&ctx.key));
+                                return Err(e.at_key(key));
                             }
-                            self.push_extra(&ctx.key, cur.slice(start, cur.pos()));
+                            self.push_extra(key, cur.slice(start, cur.pos()));
                         }
-                        Err(e) => return Err(e.at_key(&ctx.key)),
+                        Err(e) => return Err(e.at_key(key)),
                     }
                 }
                 Some(_) => {
                     cur.skip_value()?;
                 }
                 None => {
-                    ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(&ctx.key))?;
+                    ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(key))?;
                     if self.opts.strict {
-                        return Err(DecodeErr::mismatch(start, "the attribute is not in the schema").at_key(&ctx.key));
+                        return Err(DecodeErr::mismatch(start, "the attribute is not in the schema").at_key(key));
                     }
                     if self.extra_wanted {
-                        self.push_extra(&ctx.key, cur.slice(start, cur.pos()));
+                        self.push_extra(key, cur.slice(start, cur.pos()));
                     }
                 }
             }

@@ -155,6 +155,65 @@ impl Number {
     }
 }
 
+/// What inference records of a number (see [`Number::scale`], [`Number::int_digits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digits {
+    /// Fraction digits after dropping trailing zeros.
+    pub scale: u32,
+    /// Digits before the point, leading zeros not counted.
+    pub int_digits: u32,
+}
+
+/// The fast path of decimal columns: plain text (`-?[0-9]+(\.[0-9]+)?`, no
+/// leading zeros, at most 18 digits, at most `scale` fraction digits) read
+/// straight into its value at `scale`, with its [`Digits`]. `None` for
+/// anything else, which takes the general path ([`Number::parse`]).
+#[inline]
+pub fn plain_decimal(text: &[u8], scale: u32) -> Option<(i128, Digits)> {
+    let (neg, rest) = match text.first()? {
+        b'-' => (true, &text[1..]),
+        _ => (false, text),
+    };
+    let mut int: u64 = 0;
+    let mut i = 0;
+    while i < rest.len() && i < 19 && rest[i].is_ascii_digit() {
+        int = int * 10 + u64::from(rest[i] - b'0');
+        i += 1;
+    }
+    let int_len = i;
+    if int_len == 0 || (rest[0] == b'0' && int_len > 1) {
+        return None;
+    }
+    let (mut frac, mut frac_len) = (0u64, 0usize);
+    if i < rest.len() {
+        if rest[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        let start = i;
+        while i < rest.len() && i - start < 19 && rest[i].is_ascii_digit() {
+            frac = frac * 10 + u64::from(rest[i] - b'0');
+            i += 1;
+        }
+        frac_len = i - start;
+        if frac_len == 0 || i != rest.len() {
+            return None;
+        }
+    }
+    let int_digits = if int == 0 { 0 } else { int_len as u32 };
+    if int_len + frac_len > 18 || frac_len as u32 > scale || int_digits + scale > MAX_DIGITS {
+        return None;
+    }
+    let mut norm_scale = if frac == 0 { 0 } else { frac_len as u32 };
+    let mut f = frac;
+    while f != 0 && f % 10 == 0 {
+        f /= 10;
+        norm_scale -= 1;
+    }
+    let magnitude = i128::from(int) * 10i128.pow(scale) + i128::from(frac) * 10i128.pow(scale - frac_len as u32);
+    Some((if neg { -magnitude } else { magnitude }, Digits { scale: norm_scale, int_digits }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +326,58 @@ mod json_tests {
             write_json_number(i.as_bytes(), &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), o, "{i}");
         }
+    }
+}
+
+#[cfg(test)]
+mod plain_decimal_tests {
+    use super::*;
+
+    #[test]
+    fn plain_decimals_read_like_numbers() {
+        let texts = [
+            "0",
+            "-0",
+            "5",
+            "-5",
+            "5.0",
+            "5.10",
+            "0.05",
+            "-0.050",
+            "123.45",
+            "796.56",
+            "-97.588091",
+            "34.532498",
+            "100",
+            "1000.000",
+            "999999999999999999",
+            "12345678901234567.8",
+            "0.000001",
+            "7",
+            "007",
+            "1.",
+            ".5",
+            "1e3",
+            "+1",
+            "1.5E3",
+            "-",
+            "",
+            "1.2.3",
+            "12345678901234567890",
+        ];
+        for t in texts {
+            for scale in [0u32, 1, 2, 6, 20, 37, 38] {
+                let slow = Number::parse(t.as_bytes()).and_then(|n| n.to_decimal(scale).map(|v| (v, n)));
+                // The general path decides what the fast one declines.
+                if let Some((v, d)) = plain_decimal(t.as_bytes(), scale) {
+                    let (sv, n) = slow.unwrap_or_else(|| panic!("{t} at {scale}: the fast path accepted it"));
+                    assert_eq!(v, sv, "{t} at {scale}");
+                    assert_eq!(d, Digits { scale: n.scale(), int_digits: n.int_digits() }, "{t}");
+                    assert_eq!(d.scale == 0, n.to_i64().is_some(), "{t}");
+                }
+            }
+        }
+        assert!(plain_decimal(b"796.56", 2).is_some());
+        assert!(plain_decimal(b"-97.588091", 6).is_some());
     }
 }

@@ -17,7 +17,6 @@ use crate::schema::infer::{Desc, NumStats};
 /// Scratch space reused across values.
 pub(crate) struct Ctx {
     pub scratch: Vec<u8>,
-    pub key: Vec<u8>,
     pub walk: Walk,
 }
 
@@ -111,18 +110,18 @@ pub(crate) fn decode_value(
                 cur.expect(b'{')?;
                 let mut first = true;
                 let mut pos = 0;
+                // Keys borrow the line (no copy) unless they hold escapes.
+                let mut unescaped = Vec::new();
                 while cur.next_member(&mut first)? {
-                    let k = cur.string(&mut ctx.scratch)?;
-                    ctx.key.clear();
-                    ctx.key.extend_from_slice(k);
+                    let key = cur.string(&mut unescaped)?;
                     cur.expect(b':')?;
                     // Members usually come in schema order: try that before hashing.
-                    let hit = names.get(pos).filter(|n| n.as_ref() == ctx.key.as_slice()).map(|_| pos);
+                    let hit = names.get(pos).filter(|n| super::json::same_name(n, key)).map(|_| pos);
                     // Members are ordered by where they first appear in their map (as the walk does).
                     let order = (base & !0xfff) | (pos as u64).min(0xfff);
                     pos += 1;
-                    let Some(i) = hit.or_else(|| lookup.get(ctx.key.as_slice()).copied()) else {
-                        let name = String::from_utf8_lossy(&ctx.key).into_owned();
+                    let Some(i) = hit.or_else(|| lookup.get(key).copied()) else {
+                        let name = String::from_utf8_lossy(key).into_owned();
                         return Err(DecodeErr::mismatch(
                             cur.pos(),
                             format!("map member `{name}` is not in the schema"),
@@ -130,14 +129,12 @@ pub(crate) fn decode_value(
                     };
                     let child = &mut children[i];
                     if child.len() != row {
-                        return Err(DecodeErr::malformed(cur.pos(), "a map member appears twice").at_key(&ctx.key));
+                        return Err(DecodeErr::malformed(cur.pos(), "a map member appears twice").at_key(key));
                     }
-                    let key = std::mem::take(&mut ctx.key);
                     ctx.walk.order = order;
                     let shadow = members.as_deref_mut().map(|m| &mut m[i].1);
-                    let r = decode_value(child, cur, ctx, depth + 1, shadow).map_err(|e| e.at_key(&key));
+                    let r = decode_value(child, cur, ctx, depth + 1, shadow).map_err(|e| e.at_key(key));
                     ctx.walk.order = base;
-                    ctx.key = key;
                     r?;
                 }
                 for c in children.iter_mut() {
@@ -151,20 +148,16 @@ pub(crate) fn decode_value(
                 cur.expect(b'{')?;
                 let mut first = true;
                 let mut n = 0i32;
+                let mut unescaped = Vec::new();
                 while cur.next_member(&mut first)? {
-                    let k = cur.string(&mut ctx.scratch)?;
-                    ctx.key.clear();
-                    ctx.key.extend_from_slice(k);
+                    let key = cur.string(&mut unescaped)?;
                     cur.expect(b':')?;
                     if let Builder::Text { offsets, data, valid, .. } = keys.as_mut() {
-                        data.extend_from_slice(&ctx.key);
+                        data.extend_from_slice(key);
                         offsets.push(data.len() as i32);
                         valid.push(true);
                     }
-                    let key = std::mem::take(&mut ctx.key);
-                    let r = decode_value(values, cur, ctx, depth + 1, None).map_err(|e| e.at_key(&key));
-                    ctx.key = key;
-                    r?;
+                    decode_value(values, cur, ctx, depth + 1, None).map_err(|e| e.at_key(key))?;
                     n += 1;
                 }
                 offsets.push(offsets.last().unwrap() + n);
@@ -324,11 +317,22 @@ fn push_scalar(
             valid.push(true);
         }
         (Builder::Decimal { scale, values, valid }, Desc::N) => {
-            let n = walk::number(cur, text)?;
-            count(num, &n);
-            let v = n
-                .to_decimal(u32::from(*scale))
-                .ok_or_else(|| does_not_fit(cur, text, &format!("decimal(38,{scale})")))?;
+            let v = match super::number::plain_decimal(text, u32::from(*scale)) {
+                Some((v, digits)) => {
+                    if let Some(s) = num {
+                        s.add_digits(digits);
+                    }
+                    v
+                }
+                None => {
+                    let n = walk::number(cur, text)?;
+                    let v = n
+                        .to_decimal(u32::from(*scale))
+                        .ok_or_else(|| does_not_fit(cur, text, &format!("decimal(38,{scale})")))?;
+                    count(num, &n);
+                    v
+                }
+            };
             values.push(v);
             valid.push(true);
         }

@@ -111,6 +111,18 @@ impl NumStats {
         self.max_int_digits = self.max_int_digits.max(digits);
     }
 
+    /// [`NumStats::add`] from a number's [`Digits`](crate::decode::number::Digits)
+    /// (the decoder's fast path for plain decimals of up to 18 digits).
+    #[inline]
+    pub fn add_digits(&mut self, d: crate::decode::number::Digits) {
+        self.count += 1;
+        if d.scale > 0 {
+            self.not_int64 += 1;
+        }
+        self.max_scale = self.max_scale.max(d.scale);
+        self.max_int_digits = self.max_int_digits.max(d.int_digits);
+    }
+
     fn merge(&mut self, o: &NumStats) {
         self.count += o.count;
         self.not_int64 += o.not_int64;
