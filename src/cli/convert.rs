@@ -57,7 +57,7 @@ pub struct Args {
     allow_rejects: bool,
     /// Without --schema: decode with the schema of the first N items while checking it against all of them on the
     /// same read (a second read happens only if the exact schema differs)
-    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
     first_items: u64,
     /// Open files per worker before files are rolled
     #[arg(long, default_value_t = 64)]

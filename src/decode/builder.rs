@@ -198,7 +198,15 @@ impl Builder {
     }
 
     /// Append `n` nulls (in bulk for the common shapes).
+    #[inline]
     pub fn push_nulls(&mut self, n: usize) {
+        // Usually none: most attributes are in most items.
+        if n > 0 {
+            self.pad_nulls(n);
+        }
+    }
+
+    fn pad_nulls(&mut self, n: usize) {
         match self {
             Builder::Text { offsets, valid, .. } | Builder::Binary { offsets, valid, .. } => {
                 let last = *offsets.last().unwrap();
@@ -309,8 +317,10 @@ impl Builder {
             let mut next = Vec::with_capacity(o.len());
             next.push(0);
             let v = std::mem::replace(o, next);
-            // Offsets are pushed monotonically from 0 by construction.
-            OffsetBuffer::new(ScalarBuffer::from(v))
+            debug_assert!(v.first() == Some(&0) && v.windows(2).all(|w| w[0] <= w[1]));
+            // SAFETY: offsets are pushed monotonically from 0 by construction
+            // (and truncation keeps a prefix), which is what this checks.
+            unsafe { OffsetBuffer::new_unchecked(ScalarBuffer::from(v)) }
         }
         match self {
             Builder::Text { offsets: o, data, valid, .. } => {

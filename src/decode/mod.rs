@@ -179,7 +179,7 @@ pub struct DecodeOptions {
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
-            batch_size: 8192,
+            batch_size: 16384,
             batch_bytes: 32 << 20,
             strict: false,
             envelope: Envelope::Item,
