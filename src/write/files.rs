@@ -175,6 +175,10 @@ impl FormatWriter {
                 let props = WriterProperties::builder()
                     .set_compression(pq.compression)
                     .set_statistics_enabled(EnabledStatistics::Page)
+                    // A column with more distinct values than fit 256 KiB (ids,
+                    // timestamps, free text) gains little from a dictionary, and
+                    // building one per row group costs more than it saves.
+                    .set_dictionary_page_size_limit(256 << 10)
                     .set_max_row_group_row_count(Some(pq.row_group_rows))
                     .set_max_row_group_bytes(Some(pq.row_group_bytes))
                     .set_key_value_metadata(Some(pq.metadata.clone()))
