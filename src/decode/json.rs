@@ -263,6 +263,26 @@ impl<'a> Cursor<'a> {
         Some(d)
     }
 
+    /// `{"S":`, `{"N":` or `{"B":` right at the cursor (no blanks), followed by
+    /// the value's opening quote: consumes up to the colon and returns the
+    /// descriptor. `None` (nothing consumed) for anything else.
+    #[inline(always)]
+    pub fn compact_scalar_opening(&mut self) -> Option<crate::schema::infer::Desc> {
+        use crate::schema::infer::Desc;
+        let rest = self.buf.get(self.pos..self.pos + 6)?;
+        if rest[0] != b'{' || rest[1] != b'"' || rest[3] != b'"' || rest[4] != b':' || rest[5] != b'"' {
+            return None;
+        }
+        let d = match rest[2] {
+            b'S' => Desc::S,
+            b'N' => Desc::N,
+            b'B' => Desc::B,
+            _ => return None,
+        };
+        self.pos += 5;
+        Some(d)
+    }
+
     /// `true` or `false`.
     pub fn boolean(&mut self) -> JResult<bool> {
         self.skip_ws();

@@ -69,9 +69,16 @@ pub(crate) fn decode_value(
         valid.push(true);
         return Ok(());
     }
-    cur.expect(b'{')?;
-    let desc = walk::descriptor(cur, &mut ctx.scratch)?;
-    cur.expect(b':')?;
+    // Compact exports spell most values `{"S":"…`: take the opening in one step.
+    let desc = match cur.compact_scalar_opening() {
+        Some(d) => d,
+        None => {
+            cur.expect(b'{')?;
+            let d = walk::descriptor(cur, &mut ctx.scratch)?;
+            cur.expect(b':')?;
+            d
+        }
+    };
     if let Some(s) = st.as_deref_mut() {
         s.at(ctx.walk.order).count(desc);
     }
@@ -398,22 +405,30 @@ fn has_duplicates(child: &Builder, start: usize) -> bool {
     match child {
         Builder::Text { offsets, data, .. } | Builder::Binary { offsets, data, .. } => {
             let item = |i: usize| &data[offsets[i] as usize..offsets[i + 1] as usize];
+            if n <= SMALL_SET {
+                return (start..child.len())
+                    .any(|i| (i + 1..child.len()).any(|j| super::json::same_name(item(i), item(j))));
+            }
             let mut v: Vec<&[u8]> = (start..child.len()).map(item).collect();
             v.sort_unstable();
             v.windows(2).any(|w| w[0] == w[1])
         }
-        Builder::Int64 { values, .. } | Builder::Timestamp { values, .. } => {
-            let mut v = values[start..].to_vec();
-            v.sort_unstable();
-            v.windows(2).any(|w| w[0] == w[1])
-        }
-        Builder::Decimal { values, .. } => {
-            let mut v = values[start..].to_vec();
-            v.sort_unstable();
-            v.windows(2).any(|w| w[0] == w[1])
-        }
+        Builder::Int64 { values, .. } | Builder::Timestamp { values, .. } => repeats(&values[start..]),
+        Builder::Decimal { values, .. } => repeats(&values[start..]),
         _ => false,
     }
+}
+
+/// Sets are usually small: compare pairs without allocating up to this size.
+const SMALL_SET: usize = 16;
+
+fn repeats<T: Ord + Copy>(v: &[T]) -> bool {
+    if v.len() <= SMALL_SET {
+        return (0..v.len()).any(|i| v[i + 1..].contains(&v[i]));
+    }
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.windows(2).any(|w| w[0] == w[1])
 }
 
 /// Exposed for tests of the number path.

@@ -448,6 +448,28 @@ fn a_value_cut_short_leaves_nothing_behind() {
 }
 
 #[test]
+fn sets_with_a_repeated_member_are_rejected() {
+    let many: Vec<String> = (0..20).map(|i| format!("\"m{i}\"")).collect();
+    let mut repeated = many.clone();
+    repeated[19] = "\"m3\"".into();
+    let data = format!(
+        r#"{{"Item":{{"s":{{"SS":["a","b"]}},"n":{{"NS":["1.5","2"]}}}}}}
+{{"Item":{{"s":{{"SS":["a","a"]}}}}}}
+{{"Item":{{"n":{{"NS":["1","1.0"]}}}}}}
+{{"Item":{{"s":{{"SS":[{}]}}}}}}
+{{"Item":{{"s":{{"SS":[{}]}}}}}}
+"#,
+        many.join(","),
+        repeated.join(",")
+    );
+    let schema = schema_of_first(data.as_bytes(), 1);
+    let (b, mut dec) = decode_with(&schema, data.as_bytes(), data.len(), DecodeOptions::default());
+    let lines: Vec<u64> = dec.take_rejects().iter().map(|r| r.position.line).collect();
+    assert_eq!(lines, vec![2, 3, 5]);
+    assert_eq!(concat(&b).num_rows(), 2);
+}
+
+#[test]
 fn a_line_of_several_megabytes_decodes() {
     let big = "x".repeat(3 << 20);
     let data = format!(
