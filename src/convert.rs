@@ -112,9 +112,9 @@ pub fn convert(
     }
 
     let run_id = commit::new_run_id();
-    let rejects_rel = format!("_rejects/{run_id}.jsonl");
-    let rejects_path = rejects_rel.split('/').fold(dest.prefix.clone(), |p, s| p.join(s));
-    let lazy = Arc::new(Mutex::new(LazyOut { dest: dest.clone(), path: rejects_path, rt: rt.clone(), out: None }));
+    let rejects_path = ["_rejects", &format!("{run_id}.jsonl")].iter().fold(dest.prefix.clone(), |p, s| p.join(*s));
+    let lazy =
+        Arc::new(Mutex::new(LazyOut { dest: dest.clone(), path: rejects_path.clone(), rt: rt.clone(), out: None }));
     let rejects: scan::RejectSink = Mutex::new(Box::new(Shared(lazy.clone())));
     let batch_schema = schema.arrow_schema();
     let wopts = Arc::new(opts.write.clone());
@@ -141,8 +141,7 @@ pub fn convert(
         files.append(&mut s.written);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let rejects_file =
-        rejects_written.then(|| dest.display(&rejects_rel.split('/').fold(dest.prefix.clone(), |p, s| p.join(s))));
+    let rejects_file = rejects_written.then(|| dest.display(&rejects_path));
     if report.decode.rejected > 0 && !opts.allow_rejects {
         discard_staging(dest, &run_id, rt);
         return Err(Error::Verify(format!(
@@ -162,7 +161,8 @@ pub fn convert(
             Err(reason) => {
                 discard_staging(dest, &run_id, rt);
                 if rejects_written {
-                    delete_quietly(dest, &rejects_rel, rt);
+                    use object_store::ObjectStoreExt;
+                    let _ = rt.block_on(dest.store.delete(&rejects_path));
                 }
                 return Ok(Converted::SchemaDiffers(reason));
             }
@@ -228,12 +228,6 @@ fn exact_schema(
         None => Ok(exact),
         Some(d) => Err(format!("the schema inferred from the first items differs from the exact one: {d}")),
     }
-}
-
-fn delete_quietly(dest: &Location, rel: &str, rt: &tokio::runtime::Handle) {
-    use object_store::ObjectStoreExt;
-    let path = rel.split('/').fold(dest.prefix.clone(), |p, s| p.join(s));
-    let _ = rt.block_on(dest.store.delete(&path));
 }
 
 /// Best effort: remove a failed run's staged files.

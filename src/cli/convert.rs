@@ -86,10 +86,12 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     // again only if the exact schema turns out different. (--strict must judge
     // values against the exact schema, so it infers first.)
     let single_read = a.decode.schema.is_none() && a.decode.sample.is_none() && !a.strict;
+    parse_compression(&a.compression)?; // before any reading
     let first_try = match single_read {
         true => {
             let schema = a.decode.infer_first(&export, rt, a.first_items.max(1), quiet)?;
-            options(&a, &export, &schema, jobs).ok().map(|opts| (schema, opts))
+            // A partition column the first items lack may be in the exact schema: then read that way.
+            options(&a, &export, &schema, jobs, true).ok().map(|opts| (schema, opts))
         }
         false => None,
     };
@@ -119,7 +121,7 @@ fn exact_run(
     rt: &tokio::runtime::Runtime,
 ) -> crate::Result<ConvertSummary> {
     let schema = a.decode.schema(export, rt, jobs, a.quiet || a.json)?;
-    let opts = options(a, export, &schema, jobs)?;
+    let opts = options(a, export, &schema, jobs, false)?;
     match convert_with(a, export, &schema, dest, &opts, rt)? {
         Converted::Done(s) => Ok(*s),
         Converted::SchemaDiffers(_) => unreachable!("the schema is only checked when it was inferred from a sample"),
@@ -142,7 +144,14 @@ fn convert_with(
     result
 }
 
-fn options(a: &Args, export: &Export, schema: &Schema, jobs: usize) -> crate::Result<ConvertOptions> {
+/// `check_schema`: the schema comes from the first items (see [`ConvertOptions::check_schema`]).
+fn options(
+    a: &Args,
+    export: &Export,
+    schema: &Schema,
+    jobs: usize,
+    check_schema: bool,
+) -> crate::Result<ConvertOptions> {
     let partition_by =
         a.partition_by.iter().map(|p| PartitionSpec::parse(p, schema)).collect::<crate::Result<Vec<_>>>()?;
     Ok(ConvertOptions {
@@ -167,7 +176,7 @@ fn options(a: &Args, export: &Export, schema: &Schema, jobs: usize) -> crate::Re
             verify: true,
         },
         allow_rejects: a.allow_rejects,
-        check_schema: schema.inferred_from.as_deref().is_some_and(|f| f.starts_with("first:")),
+        check_schema,
     })
 }
 
