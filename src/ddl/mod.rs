@@ -41,7 +41,7 @@ pub fn athena_type(t: &ColumnType) -> String {
     match t {
         ColumnType::String | ColumnType::Number | ColumnType::Json => "string".into(),
         ColumnType::Int64 => "bigint".into(),
-        ColumnType::Decimal(s) => format!("decimal(38,{s})"),
+        ColumnType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
         ColumnType::Float64 => "double".into(),
         ColumnType::Boolean => "boolean".into(),
         ColumnType::Binary => "binary".into(),
@@ -61,7 +61,7 @@ pub fn trino_type(t: &ColumnType) -> String {
     match t {
         ColumnType::String | ColumnType::Number | ColumnType::Json => "varchar".into(),
         ColumnType::Int64 => "bigint".into(),
-        ColumnType::Decimal(s) => format!("decimal(38,{s})"),
+        ColumnType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
         ColumnType::Float64 => "double".into(),
         ColumnType::Boolean => "boolean".into(),
         ColumnType::Binary => "varbinary".into(),

@@ -87,7 +87,7 @@ fn descriptors(f: Option<&Field>, ty: &ColumnType) -> Vec<String> {
     }
     let v: Vec<&str> = match ty {
         ColumnType::String => SCALARS.to_vec(),
-        ColumnType::Int64 | ColumnType::Decimal(_) | ColumnType::Number | ColumnType::Float64 => vec!["N"],
+        ColumnType::Int64 | ColumnType::Decimal { .. } | ColumnType::Number | ColumnType::Float64 => vec!["N"],
         ColumnType::Timestamp(TimestampSource::Iso8601) => vec!["S"],
         ColumnType::Timestamp(_) => vec!["N"],
         ColumnType::Boolean => vec!["BOOL"],
@@ -201,7 +201,7 @@ fn unwrap_expr(ty: &ColumnType, base: &str, descs: &[String], n: &RawNames, dept
             }
         }
         ColumnType::Int64 => format!("CAST({} AS bigint)", m("N")),
-        ColumnType::Decimal(s) => format!("CAST({} AS decimal(38,{s}))", m("N")),
+        ColumnType::Decimal { precision, scale } => format!("CAST({} AS decimal({precision},{scale}))", m("N")),
         ColumnType::Number => m("N"),
         ColumnType::Float64 => format!("CAST({} AS double)", m("N")),
         ColumnType::Boolean => m("BOOL"),

@@ -48,6 +48,7 @@ pub enum Builder {
         valid: Vec<bool>,
     },
     Decimal {
+        precision: u8,
         scale: u8,
         values: Vec<i128>,
         valid: Vec<bool>,
@@ -98,7 +99,9 @@ impl Builder {
             ColumnType::Json => text(TextKind::Json),
             ColumnType::Binary => Builder::Binary { offsets: vec![0], data: Vec::new(), valid: Vec::new() },
             ColumnType::Int64 => Builder::Int64 { values: Vec::new(), valid: Vec::new() },
-            ColumnType::Decimal(s) => Builder::Decimal { scale: *s, values: Vec::new(), valid: Vec::new() },
+            ColumnType::Decimal { precision, scale } => {
+                Builder::Decimal { precision: *precision, scale: *scale, values: Vec::new(), valid: Vec::new() }
+            }
             ColumnType::Float64 => Builder::Float64 { values: Vec::new(), valid: Vec::new() },
             ColumnType::Boolean => Builder::Boolean { values: Vec::new(), valid: Vec::new() },
             ColumnType::Timestamp(source) => {
@@ -340,11 +343,11 @@ impl Builder {
                 let n = nulls(valid);
                 Arc::new(Int64Array::new(take(values).into(), n))
             }
-            Builder::Decimal { scale, values, valid } => {
+            Builder::Decimal { precision, scale, values, valid } => {
                 let n = nulls(valid);
                 let a = Decimal128Array::new(take(values).into(), n)
-                    .with_precision_and_scale(38, *scale as i8)
-                    .expect("precision 38 and scale <= 38 are valid");
+                    .with_precision_and_scale(*precision, *scale as i8)
+                    .expect("schema types have 1 <= precision <= 38 and scale <= precision");
                 Arc::new(a)
             }
             Builder::Float64 { values, valid } => {

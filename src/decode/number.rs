@@ -140,9 +140,10 @@ impl Number {
         }
     }
 
-    /// The value as an `i128` at `scale` (for Decimal128(38, scale)), when it fits.
-    pub fn to_decimal(&self, scale: u32) -> Option<i128> {
-        if self.too_long || self.scale() > scale || self.int_digits() + scale > MAX_DIGITS {
+    /// The value as an `i128` at `scale`, when it fits `precision` digits
+    /// (Decimal128(precision, scale); `precision` at most 38).
+    pub fn to_decimal(&self, precision: u32, scale: u32) -> Option<i128> {
+        if self.too_long || self.scale() > scale || self.int_digits() + scale > precision.min(MAX_DIGITS) {
             return None;
         }
         if self.mantissa == 0 {
@@ -165,11 +166,12 @@ pub struct Digits {
 }
 
 /// The fast path of decimal columns: plain text (`-?[0-9]+(\.[0-9]+)?`, no
-/// leading zeros, at most 18 digits, at most `scale` fraction digits) read
-/// straight into its value at `scale`, with its [`Digits`]. `None` for
-/// anything else, which takes the general path ([`Number::parse`]).
+/// leading zeros, at most 18 digits, at most `scale` fraction digits, fitting
+/// `precision` digits at `scale`) read straight into its value at `scale`, with
+/// its [`Digits`]. `None` for anything else, which takes the general path
+/// ([`Number::parse`]).
 #[inline]
-pub fn plain_decimal(text: &[u8], scale: u32) -> Option<(i128, Digits)> {
+pub fn plain_decimal(text: &[u8], precision: u32, scale: u32) -> Option<(i128, Digits)> {
     let (neg, rest) = match text.first()? {
         b'-' => (true, &text[1..]),
         _ => (false, text),
@@ -201,7 +203,7 @@ pub fn plain_decimal(text: &[u8], scale: u32) -> Option<(i128, Digits)> {
         }
     }
     let int_digits = if int == 0 { 0 } else { int_len as u32 };
-    if int_len + frac_len > 18 || frac_len as u32 > scale || int_digits + scale > MAX_DIGITS {
+    if int_len + frac_len > 18 || frac_len as u32 > scale || int_digits + scale > precision.min(MAX_DIGITS) {
         return None;
     }
     let mut norm_scale = if frac == 0 { 0 } else { frac_len as u32 };
@@ -232,21 +234,27 @@ mod tests {
         assert_eq!(n("-9223372036854775808").to_i64(), Some(i64::MIN));
         assert_eq!(n("9223372036854775808").to_i64(), None);
         assert_eq!(n("99.99").to_i64(), None);
-        assert_eq!(n("99.99").to_decimal(2), Some(9999));
-        assert_eq!(n("99.99").to_decimal(3), Some(99990));
-        assert_eq!(n("99.99").to_decimal(1), None);
-        assert_eq!(n("-0.005").to_decimal(3), Some(-5));
+        assert_eq!(n("99.99").to_decimal(38, 2), Some(9999));
+        assert_eq!(n("99.99").to_decimal(38, 3), Some(99990));
+        assert_eq!(n("99.99").to_decimal(38, 1), None);
+        assert_eq!(n("-0.005").to_decimal(38, 3), Some(-5));
+        // Precision counts the digits at the column's scale.
+        assert_eq!(n("99.99").to_decimal(4, 2), Some(9999));
+        assert_eq!(n("99.99").to_decimal(4, 3), None);
+        assert_eq!(n("0.001").to_decimal(3, 3), Some(1));
+        assert_eq!(n("1234567890123456.78").to_decimal(18, 2), Some(123456789012345678));
+        assert_eq!(n("12345678901234567.8").to_decimal(18, 2), None);
         assert_eq!(n("1200").exp, 2);
     }
 
     #[test]
     fn limits() {
         let big = n("1E+125");
-        assert_eq!((big.int_digits(), big.to_i64(), big.to_decimal(0)), (126, None, None));
+        assert_eq!((big.int_digits(), big.to_i64(), big.to_decimal(38, 0)), (126, None, None));
         let tiny = n("-1E-130");
-        assert_eq!((tiny.scale(), tiny.to_decimal(38)), (130, None));
+        assert_eq!((tiny.scale(), tiny.to_decimal(38, 38)), (130, None));
         let d38 = n("12345678901234567890123456789012345678");
-        assert_eq!(d38.to_decimal(0), Some(12345678901234567890123456789012345678));
+        assert_eq!(d38.to_decimal(38, 0), Some(12345678901234567890123456789012345678));
         assert!(n("123456789012345678901234567890123456789").too_long);
         for bad in ["", "-", ".", "1.2.3", "1e", "abc", "1e+", "0x10", "1 "] {
             assert!(Number::parse(bad.as_bytes()).is_none(), "{bad}");
@@ -366,18 +374,23 @@ mod plain_decimal_tests {
             "12345678901234567890",
         ];
         for t in texts {
-            for scale in [0u32, 1, 2, 6, 20, 37, 38] {
-                let slow = Number::parse(t.as_bytes()).and_then(|n| n.to_decimal(scale).map(|v| (v, n)));
+            for (precision, scale) in [0u32, 1, 2, 6, 20, 37, 38]
+                .into_iter()
+                .flat_map(|s| [4u32, 9, 18, 38].into_iter().filter(move |&p| p >= s).map(move |p| (p, s)))
+            {
+                let slow = Number::parse(t.as_bytes()).and_then(|n| n.to_decimal(precision, scale).map(|v| (v, n)));
                 // The general path decides what the fast one declines.
-                if let Some((v, d)) = plain_decimal(t.as_bytes(), scale) {
-                    let (sv, n) = slow.unwrap_or_else(|| panic!("{t} at {scale}: the fast path accepted it"));
+                if let Some((v, d)) = plain_decimal(t.as_bytes(), precision, scale) {
+                    let (sv, n) =
+                        slow.unwrap_or_else(|| panic!("{t} at ({precision},{scale}): the fast path accepted it"));
                     assert_eq!(v, sv, "{t} at {scale}");
                     assert_eq!(d, Digits { scale: n.scale(), int_digits: n.int_digits() }, "{t}");
                     assert_eq!(d.scale == 0, n.to_i64().is_some(), "{t}");
                 }
             }
         }
-        assert!(plain_decimal(b"796.56", 2).is_some());
-        assert!(plain_decimal(b"-97.588091", 6).is_some());
+        assert!(plain_decimal(b"796.56", 18, 2).is_some());
+        assert!(plain_decimal(b"-97.588091", 18, 6).is_some());
+        assert!(plain_decimal(b"796.56", 4, 2).is_none());
     }
 }

@@ -32,7 +32,7 @@ pub fn from_epoch(n: &Number, source: TimestampSource) -> Option<i64> {
         TimestampSource::EpochMicros => 0,
         TimestampSource::Iso8601 => return None,
     };
-    let v = n.to_decimal(shift)?;
+    let v = n.to_decimal(38, shift)?;
     i64::try_from(v).ok()
 }
 

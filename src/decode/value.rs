@@ -323,8 +323,9 @@ fn push_scalar(
             values.push(v);
             valid.push(true);
         }
-        (Builder::Decimal { scale, values, valid }, Desc::N) => {
-            let v = match super::number::plain_decimal(text, u32::from(*scale)) {
+        (Builder::Decimal { precision, scale, values, valid }, Desc::N) => {
+            let (precision, scale) = (u32::from(*precision), u32::from(*scale));
+            let v = match super::number::plain_decimal(text, precision, scale) {
                 Some((v, digits)) => {
                     if let Some(s) = num {
                         s.add_digits(digits);
@@ -334,8 +335,8 @@ fn push_scalar(
                 None => {
                     let n = walk::number(cur, text)?;
                     let v = n
-                        .to_decimal(u32::from(*scale))
-                        .ok_or_else(|| does_not_fit(cur, text, &format!("decimal(38,{scale})")))?;
+                        .to_decimal(precision, scale)
+                        .ok_or_else(|| does_not_fit(cur, text, &format!("decimal({precision},{scale})")))?;
                     count(num, &n);
                     v
                 }

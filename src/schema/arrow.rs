@@ -44,7 +44,7 @@ pub fn data_type(t: &ColumnType) -> DataType {
     match t {
         ColumnType::String | ColumnType::Number | ColumnType::Json => DataType::Utf8,
         ColumnType::Int64 => DataType::Int64,
-        ColumnType::Decimal(s) => DataType::Decimal128(38, *s as i8),
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale as i8),
         ColumnType::Float64 => DataType::Float64,
         ColumnType::Boolean => DataType::Boolean,
         ColumnType::Binary => DataType::Binary,

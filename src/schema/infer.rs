@@ -4,9 +4,12 @@
 //! The lattice, per attribute (and per nested map member, list element):
 //!
 //! - `NULL` joins anything (it becomes a SQL null); only `NULL` seen → `string`.
-//! - `N` alone: all integers within i64 → `bigint`; else all fit 38
-//!   significant digits at one scale → `decimal(38,s)` with the largest scale
-//!   seen; else `number` (the exact decimal text). Never `double`.
+//! - `N` alone: all integers within i64 → `bigint`; else all fit 18
+//!   significant digits at one scale → `decimal(18,s)` with the largest scale
+//!   seen (stored as INT64 in Parquet); else 38 digits → `decimal(38,s)`
+//!   (16-byte); else `number` (the exact decimal text). Never `double`. Only
+//!   these two precisions are inferred, so a column's type does not change
+//!   with every new largest value.
 //! - `S`, `B`, `BOOL` alone → `string`, `binary`, `boolean`.
 //! - Several of `S`, `N`, `B`, `BOOL` → `string` (numbers as their exact
 //!   text, booleans as `true`/`false`, binary as base64).
@@ -135,7 +138,9 @@ impl NumStats {
         if self.not_int64 == 0 {
             (ColumnType::Int64, None)
         } else if !self.too_long && self.max_int_digits + self.max_scale <= 38 {
-            (ColumnType::Decimal(self.max_scale as u8), None)
+            // Two widths only, so the type stays put from one export to the next.
+            let precision = if self.max_int_digits + self.max_scale <= 18 { 18 } else { 38 };
+            (ColumnType::Decimal { precision, scale: self.max_scale as u8 }, None)
         } else {
             let note = format!(
                 "numbers need {} integer and {} fractional digits, more than decimal(38,s) holds: kept as exact text",

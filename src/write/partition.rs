@@ -77,7 +77,7 @@ impl PartitionSpec {
             (ColumnType::String | ColumnType::Timestamp(_), Transform::Identity) => "string",
             (ColumnType::Int64, Transform::Identity) => "bigint",
             (ColumnType::Boolean, Transform::Identity) => "boolean",
-            (ColumnType::Decimal(_) | ColumnType::Number, Transform::Identity) => "string",
+            (ColumnType::Decimal { .. } | ColumnType::Number, Transform::Identity) => "string",
             (ColumnType::String | ColumnType::Timestamp(_), _) => "string",
             (ty, Transform::Identity) => {
                 return Err(Error::Usage(format!("--partition-by `{t}`: a {ty} column cannot be a partition")));

@@ -278,6 +278,8 @@ fn number() -> impl Strategy<Value = String> {
             "-9223372036854775808",
             "1.5E3",
             "7e-2",
+            "1234567890123456.78",
+            "-12345678901234567.89",
         ])
         .prop_map(str::to_string),
     ]
@@ -516,6 +518,32 @@ fn thirty_eight_digits_at_one_scale_are_decimal() {
     let d = a.column(0).as_primitive::<Decimal128Type>();
     assert_eq!(d.value(0), 12345678901234567890123456789012345678);
     assert_eq!(d.value(1), -1);
+}
+
+#[test]
+fn eighteen_digits_at_one_scale_are_a_narrow_decimal() {
+    let narrow = br#"{"Item":{"d":{"N":"1234567890123456.78"}}}
+{"Item":{"d":{"N":"-0.5"}}}
+"#;
+    let (schema, b, _) = infer_and_decode(narrow, narrow.len(), DecodeOptions::default());
+    assert_eq!(schema.fields[0].ty.to_string(), "decimal(18,2)");
+    let d = concat(&b);
+    let d = d.column(0).as_primitive::<Decimal128Type>();
+    assert_eq!((d.precision(), d.value(0), d.value(1)), (18, 123456789012345678, -50));
+    // One digit more anywhere and the column is the wide one.
+    let wide = [&narrow[..], br#"{"Item":{"d":{"N":"12345678901234567.8"}}}"#, b"\n"].concat();
+    let (schema, b, dec) = infer_and_decode(&wide, wide.len(), DecodeOptions::default());
+    assert_eq!(schema.fields[0].ty.to_string(), "decimal(38,2)");
+    assert_eq!(dec.stats().extra_values, 0);
+    assert_eq!(concat(&b).column(0).as_primitive::<Decimal128Type>().value(2), 1234567890123456780);
+    // A schema that asks for the narrow type sends what does not fit to the catch-all, counted.
+    let narrow_schema = schema_of(narrow);
+    let (b, dec) = decode_with(&narrow_schema, &wide, 7, DecodeOptions::default());
+    let b = concat(&b);
+    assert!(b.column(0).is_null(2));
+    let extra = b.column_by_name("_extra").unwrap().as_string::<i32>();
+    assert_eq!(extra.value(2), r#"{"d":{"N":"12345678901234567.8"}}"#);
+    assert_eq!(dec.stats().extra_values, 1);
 }
 
 #[test]
