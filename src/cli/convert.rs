@@ -85,8 +85,17 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     // the first items while gathering the statistics of all of them, and read
     // again only if the exact schema turns out different. (--strict must judge
     // values against the exact schema, so it infers first.)
-    let single_read = a.decode.schema.is_none() && a.decode.sample.is_none() && !a.strict;
     parse_compression(&a.compression)?; // before any reading
+    if let Some(schema) = dataset_schema(&a, &dest, rt)? {
+        let opts = options(&a, &export, &schema, jobs, false)?;
+        let s = match convert_with(&a, &export, &schema, &dest, &opts, rt)? {
+            Converted::Done(s) => *s,
+            Converted::SchemaDiffers(_) => unreachable!("a dataset's schema is not checked"),
+        };
+        report(&a, &s);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let single_read = a.decode.schema.is_none() && a.decode.sample.is_none() && !a.strict;
     let first_try = match single_read {
         true => {
             let schema = a.decode.infer_first(&export, rt, a.first_items.max(1), quiet)?;
@@ -110,6 +119,37 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let s = result?;
     report(&a, &s);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--mode append` without `--schema` onto a dataset: the schema of its last
+/// commit, so every commit's files read as one table (values it cannot hold
+/// go to the catch-all column, counted, as with any schema file). Appending
+/// with other partitioning would mix layouts: refused.
+fn dataset_schema(a: &Args, dest: &Location, rt: &tokio::runtime::Runtime) -> crate::Result<Option<Schema>> {
+    if a.mode != Mode::Append || a.decode.schema.is_some() {
+        return Ok(None);
+    }
+    let Some(last) = rt.block_on(crate::write::commit::read_commits(dest))?.pop() else {
+        return Ok(None);
+    };
+    let theirs: Vec<String> = last.partition_by.iter().map(|p| p.name.clone()).collect();
+    let schema = Schema::from_file_str(&format!("the commit record of run {}", last.run_id), &last.schema.to_string())?;
+    let ours: Vec<String> = a
+        .partition_by
+        .iter()
+        .map(|p| PartitionSpec::parse(p, &schema).map(|p| p.name))
+        .collect::<crate::Result<_>>()?;
+    if ours != theirs {
+        return Err(crate::Error::Usage(format!(
+            "{} is partitioned by [{}]; append with the same --partition-by (or write elsewhere)",
+            dest.display(&dest.prefix),
+            theirs.join(", ")
+        )));
+    }
+    if !(a.quiet || a.json) {
+        eprintln!("appending with the dataset's schema (from run {}); pass --schema to choose another", last.run_id);
+    }
+    Ok(Some(schema))
 }
 
 /// Convert with the schema file, or with the schema inferred from every item.

@@ -259,6 +259,48 @@ fn a_crash_before_or_during_the_commit_never_leaves_half_a_dataset() {
 }
 
 #[test]
+fn appending_keeps_the_dataset_schema_and_partitioning() {
+    let e = export_with(GenerateOptions { items: 400, files: 2, ..Default::default() });
+    let src = e.generated.full_export_dir.to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let d = out.path().join("ds");
+    let d = d.to_str().unwrap();
+    // The dataset was written with a schema that leaves `notes` out.
+    let schema_file = out.path().join("s.json");
+    assert_code(&dynolake(&["schema", src, "-o", schema_file.to_str().unwrap()], &[]), 0);
+    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(&schema_file).unwrap()).unwrap();
+    s["columns"].as_array_mut().unwrap().retain(|c| c["attribute"] != "notes");
+    std::fs::write(&schema_file, s.to_string()).unwrap();
+    let o = dynolake(&["convert", src, d, "-p", "status", "--schema", schema_file.to_str().unwrap(), "--json"], &[]);
+    assert_code(&o, 0);
+    let first: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(first["extra_values"].as_u64().unwrap() > 0, "notes went to _extra");
+
+    // Other partitioning would mix layouts: refused before anything is read.
+    let o = dynolake(&["convert", src, d, "--mode", "append"], &[]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("partitioned by [status]"), "{}", stderr(&o));
+
+    // Appending without --schema uses the dataset's schema, not a freshly inferred one.
+    let o = dynolake(&["convert", src, d, "-p", "status", "--mode", "append", "--json"], &[]);
+    assert_code(&o, 0);
+    let second: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(second["extra_values"], first["extra_values"]);
+    let commits: Vec<serde_json::Value> = walk(&std::path::Path::new(d).join("_dynolake/commits"))
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    assert_eq!(commits.len(), 2);
+    let columns = |c: &serde_json::Value| -> Vec<String> {
+        c["schema"]["columns"].as_array().unwrap().iter().map(|c| format!("{} {}", c["column"], c["type"])).collect()
+    };
+    assert_eq!(columns(&commits[0]), columns(&commits[1]));
+    let batches = read_parquet_dir(std::path::Path::new(d));
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 800);
+    assert!(batches.iter().all(|b| b.schema() == batches[0].schema()), "every file reads as one table");
+}
+
+#[test]
 fn a_corrupted_data_file_aborts_without_a_commit() {
     let e = export_with(GenerateOptions { items: 600, files: 3, ..Default::default() });
     let f = biggest_data_file(&e.generated.full_export_dir);
