@@ -97,6 +97,16 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
+/// The order workers take files in: largest first (compressed size, else the
+/// manifest's item count), so the last file to finish is a small one and no
+/// worker idles long at the end. Files keep their manifest index wherever it
+/// matters (order keys, error messages); only the schedule changes.
+pub fn work_order(files: &[crate::export::DataFile]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse((files[i].size.unwrap_or(0), files[i].entry.item_count)));
+    order
+}
+
 /// Decode every data file of `export` with `schema`; `make_sink(worker)` gives each worker its sink.
 pub fn scan<S: BatchSink>(
     export: &Export,
@@ -110,6 +120,7 @@ pub fn scan<S: BatchSink>(
     if let Some(p) = export.manifest_problems.first().filter(|_| opts.verify) {
         return Err(Error::Verify(p.clone()));
     }
+    let order = work_order(&export.files);
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let report = Mutex::new(ScanReport::default());
@@ -121,7 +132,8 @@ pub fn scan<S: BatchSink>(
     };
     std::thread::scope(|s| {
         for w in 0..opts.jobs.max(1).min(export.files.len().max(1)) {
-            let (next, abort, report, sinks, make_sink, fail) = (&next, &abort, &report, &sinks, &make_sink, &fail);
+            let (order, next, abort, report, sinks, make_sink, fail) =
+                (&order, &next, &abort, &report, &sinks, &make_sink, &fail);
             s.spawn(move || {
                 let mut sink = match make_sink(w) {
                     Ok(s) => s,
@@ -131,8 +143,8 @@ pub fn scan<S: BatchSink>(
                 let mut buf = vec![0u8; CHUNK];
                 let mut local = ScanReport::default();
                 while !abort.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(file) = export.files.get(i) else { break };
+                    let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                    let file = &export.files[i];
                     let r = scan_file(
                         export,
                         rt,
@@ -316,6 +328,9 @@ pub fn infer_schema(
     let merged: Mutex<TableStats> = Mutex::new(TableStats::default());
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let jobs = if run.sample.is_some() { 1 } else { run.jobs.max(1) };
+    // A sample is the first items in manifest order; the whole export, largest file first.
+    let order: Vec<usize> =
+        if run.sample.is_some() { (0..export.files.len()).collect() } else { work_order(&export.files) };
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
@@ -326,8 +341,8 @@ pub fn infer_schema(
                     if inf.done() || first_error.lock().unwrap().is_some() {
                         break;
                     }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(file) = export.files.get(i) else { break };
+                    let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                    let file = &export.files[i];
                     if file.size.is_none() {
                         continue; // reported by verification
                     }

@@ -200,10 +200,13 @@ pub struct ItemDecoder {
     /// Output column order: schema field indices (the catch-all is `fields.len()`).
     order: Vec<usize>,
     lookup: HashMap<Box<[u8]>, usize>,
-    /// Column of the k-th attribute of the previous line: items of a table
-    /// usually list their attributes in the same order, so one comparison
-    /// usually replaces a hash lookup.
-    last_order: Vec<usize>,
+    /// The column that followed column `c` last time (`next_of[c]`; the slot
+    /// after the schema's columns is the start of an item, the one after that
+    /// follows an attribute outside the schema): items of a table usually list
+    /// their attributes in the same order, so one comparison usually replaces a
+    /// hash lookup. Keyed by the previous column rather than the position, an
+    /// absent optional attribute costs one miss, not one per later attribute.
+    next_of: Vec<usize>,
     extra: Builder,
     extra_wanted: bool,
     extra_row: Vec<u8>,
@@ -244,7 +247,7 @@ impl ItemDecoder {
             wanted,
             order: wanted_idx,
             lookup: schema.fields.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
-            last_order: Vec::new(),
+            next_of: vec![usize::MAX; schema.fields.len() + 2],
             extra: Builder::new(&crate::schema::ColumnType::Json),
             extra_wanted,
             extra_row: Vec::new(),
@@ -446,6 +449,8 @@ impl ItemDecoder {
         cur.expect(b'{')?;
         let mut first = true;
         let mut pos = 0;
+        let outside = self.attributes.len() + 1;
+        let mut prev = self.attributes.len();
         // Names borrow the line (no copy) unless they hold escapes.
         let mut unescaped = Vec::new();
         while cur.next_member(&mut first)? {
@@ -453,14 +458,16 @@ impl ItemDecoder {
             cur.expect(b':')?;
             cur.skip_ws();
             let start = cur.pos();
-            let predicted =
-                self.last_order.get(pos).copied().filter(|&i| json::same_name(self.attributes[i].as_bytes(), key));
-            let col = predicted.or_else(|| self.lookup.get(key).copied());
-            match (col, self.last_order.get_mut(pos)) {
-                (Some(i), Some(slot)) => *slot = i,
-                (Some(i), None) => self.last_order.push(i),
-                _ => {}
-            }
+            let guess = self.next_of[prev];
+            let col = match self.attributes.get(guess) {
+                Some(a) if json::same_name(a.as_bytes(), key) => Some(guess),
+                _ => {
+                    let col = self.lookup.get(key).copied();
+                    self.next_of[prev] = col.unwrap_or(outside);
+                    col
+                }
+            };
+            prev = col.unwrap_or(outside);
             pos += 1;
             match col {
                 Some(i) if self.wanted[i] => {

@@ -37,15 +37,15 @@ pub fn verify(
     report.problems.extend(export.manifest_problems.iter().cloned());
     report.problems.extend(rt.block_on(export::check_summary_checksum(export))?);
 
+    let order = crate::scan::work_order(&export.files);
     let next = AtomicUsize::new(0);
     let shared = Mutex::new(&mut report);
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
                 let mut buf = vec![0u8; CHUNK];
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(file) = export.files.get(i) else { break };
+                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let file = &export.files[i];
                     if file.size.is_none() {
                         continue; // already reported as missing
                     }
