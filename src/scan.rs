@@ -310,13 +310,15 @@ fn write_rejects(sink: Option<&RejectSink>, rejects: Vec<Reject>) -> Result<()> 
 #[derive(Debug, Clone, Default)]
 pub struct InferRun {
     pub options: InferOptions,
-    /// Infer from the first N items (manifest order) instead of all.
+    /// Infer from the first N lines (items; manifest order) instead of all,
+    /// the workers sharing them out.
     pub sample: Option<u64>,
     pub jobs: usize,
     pub envelope: Option<Envelope>,
 }
 
-/// Infer an export's schema: every item on all workers, or the first N items.
+/// Infer an export's schema: every item on all workers, or the first N items
+/// (every worker reads from the start and infers its share of them).
 pub fn infer_schema(
     export: &Export,
     rt: &tokio::runtime::Handle,
@@ -327,21 +329,34 @@ pub fn infer_schema(
     let next = AtomicUsize::new(0);
     let merged: Mutex<TableStats> = Mutex::new(TableStats::default());
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let jobs = if run.sample.is_some() { 1 } else { run.jobs.max(1) };
-    // A sample is the first items in manifest order; the whole export, largest file first.
+    let jobs = run.jobs.max(1);
+    // A sample is the first lines in manifest order: each worker reads from the
+    // start and infers its share of them. The whole export: largest file first.
     let order: Vec<usize> =
         if run.sample.is_some() { (0..export.files.len()).collect() } else { work_order(&export.files) };
     std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
+        for w in 0..jobs {
+            let (order, next, merged, first_error) = (&order, &next, &merged, &first_error);
+            s.spawn(move || {
                 let mut inf = Inferrer::new(&run.options, envelope);
-                inf.limit = run.sample;
+                let mut own_next = 0;
+                if let Some(n) = run.sample {
+                    let (w, jobs) = (w as u64, jobs as u64);
+                    inf.lines = Some(n * w / jobs..n * (w + 1) / jobs);
+                }
                 let mut buf = vec![0u8; CHUNK];
                 loop {
                     if inf.done() || first_error.lock().unwrap().is_some() {
                         break;
                     }
-                    let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                    let slot = match run.sample {
+                        Some(_) => {
+                            own_next += 1;
+                            own_next - 1
+                        }
+                        None => next.fetch_add(1, Ordering::Relaxed),
+                    };
+                    let Some(&i) = order.get(slot) else { break };
                     let file = &export.files[i];
                     if file.size.is_none() {
                         continue; // reported by verification

@@ -79,12 +79,13 @@ impl DecodeArgs {
         export: &Export,
         rt: &tokio::runtime::Runtime,
         items: u64,
+        jobs: usize,
         quiet: bool,
     ) -> Result<Schema> {
         let progress = Arc::new(Progress::default());
         let bar = items_bar(export, quiet, "reading the first items");
         let ticker = tick(&bar, &progress);
-        let run = crate::scan::InferRun { options: self.infer_options(), sample: Some(items), jobs: 1, envelope: None };
+        let run = crate::scan::InferRun { options: self.infer_options(), sample: Some(items), jobs, envelope: None };
         let r = crate::scan::infer_schema(export, rt.handle(), &run, &progress);
         ticker.stop();
         let mut schema = r?;

@@ -98,7 +98,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let single_read = a.decode.schema.is_none() && a.decode.sample.is_none() && !a.strict;
     let first_try = match single_read {
         true => {
-            let schema = a.decode.infer_first(&export, rt, a.first_items.max(1), quiet)?;
+            let schema = a.decode.infer_first(&export, rt, a.first_items.max(1), jobs, quiet)?;
             // A partition column the first items lack may be in the exact schema: then read that way.
             options(&a, &export, &schema, jobs, true).ok().map(|opts| (schema, opts))
         }

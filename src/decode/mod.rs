@@ -561,8 +561,13 @@ pub struct Inferrer {
     line: u64,
     carry: Vec<u8>,
     key: Vec<u8>,
-    /// Stop after this many items (sampling).
-    pub limit: Option<u64>,
+    /// Sampling: infer only these non-blank lines, counted from the first
+    /// line fed (files in the order fed), and stop after them. Several
+    /// inferrers reading from the start with adjacent ranges share a sample:
+    /// each skips (frames, does not walk) the lines before its range.
+    pub lines: Option<std::ops::Range<u64>>,
+    /// Non-blank lines seen, across files.
+    nonblank: u64,
 }
 
 impl Inferrer {
@@ -576,7 +581,8 @@ impl Inferrer {
             line: 0,
             carry: Vec::new(),
             key: Vec::new(),
-            limit: None,
+            lines: None,
+            nonblank: 0,
         }
     }
 
@@ -587,9 +593,9 @@ impl Inferrer {
         self.carry.clear();
     }
 
-    /// True once the sampling limit is reached.
+    /// True once the sampled lines are behind.
     pub fn done(&self) -> bool {
-        self.limit.is_some_and(|l| self.stats.items >= l)
+        self.lines.as_ref().is_some_and(|r| self.nonblank >= r.end)
     }
 
     pub fn feed(&mut self, buf: &[u8]) -> Result<()> {
@@ -618,6 +624,10 @@ impl Inferrer {
         self.line += 1;
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
+        }
+        self.nonblank += 1;
+        if self.lines.as_ref().is_some_and(|r| self.nonblank <= r.start) {
+            return Ok(()); // before this inferrer's share of the sample
         }
         // Malformed lines are left for the decoding pass to reject with their
         // position. What such a line showed before the fault still counts: at

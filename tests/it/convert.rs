@@ -259,6 +259,25 @@ fn a_crash_before_or_during_the_commit_never_leaves_half_a_dataset() {
 }
 
 #[test]
+fn a_sample_shared_out_among_workers_gives_the_schema_one_worker_would() {
+    let e = export_with(GenerateOptions { items: 900, files: 3, awkward_names: true, ..Default::default() });
+    let src = e.generated.full_export_dir.to_str().unwrap();
+    let schema = |jobs: &str, sample: &str| {
+        let o = dynolake(&["schema", src, "--sample", sample, "--jobs", jobs, "--json"], &[]);
+        assert_code(&o, 0);
+        stdout(&o)
+    };
+    // 250 stays in the first file; 451 and 700 cross into the next ones (about 300 items a file).
+    for sample in ["1", "250", "451", "700"] {
+        let one = schema("1", sample);
+        assert!(one.contains(&format!("\"sample:{sample}\"")), "{one}");
+        assert_eq!(schema("2", sample), one, "--sample {sample} on two workers");
+        assert_eq!(schema("3", sample), one, "--sample {sample} on three workers");
+    }
+    assert_ne!(schema("2", "1"), schema("2", "700"), "the sample size matters");
+}
+
+#[test]
 fn appending_keeps_the_dataset_schema_and_partitioning() {
     let e = export_with(GenerateOptions { items: 400, files: 2, ..Default::default() });
     let src = e.generated.full_export_dir.to_str().unwrap();

@@ -54,7 +54,7 @@ fn schema_while_decoding(schema: &Schema, data: &[u8], chunk: usize) -> (Schema,
 fn schema_of_first(data: &[u8], n: u64) -> Schema {
     let io = InferOptions::default();
     let mut inf = Inferrer::new(&io, Envelope::Item);
-    inf.limit = Some(n);
+    inf.lines = Some(0..n);
     inf.start_file(0, "test.json");
     inf.feed(data).unwrap();
     inf.finish_file().unwrap();
