@@ -14,6 +14,7 @@
 //!
 //! The `dynolake` binary is a thin shell over [`cli`].
 
+pub mod alloc;
 pub mod cli;
 pub mod convert;
 pub mod ddl;

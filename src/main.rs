@@ -1,3 +1,4 @@
 fn main() -> std::process::ExitCode {
+    dynolake::alloc::tune();
     dynolake::cli::main()
 }
