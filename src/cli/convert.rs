@@ -81,21 +81,13 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let jobs = a.source.jobs();
     let quiet = a.quiet || a.json;
     let dest = rt.block_on(Location::parse(&a.dest))?;
+    parse_compression(&a.compression)?; // before any reading
+    let dataset = dataset_schema(&a, &dest, rt)?;
     // Without a schema file, one read usually does: decode with the schema of
     // the first items while gathering the statistics of all of them, and read
     // again only if the exact schema turns out different. (--strict must judge
     // values against the exact schema, so it infers first.)
-    parse_compression(&a.compression)?; // before any reading
-    if let Some(schema) = dataset_schema(&a, &dest, rt)? {
-        let opts = options(&a, &export, &schema, jobs, false)?;
-        let s = match convert_with(&a, &export, &schema, &dest, &opts, rt)? {
-            Converted::Done(s) => *s,
-            Converted::SchemaDiffers(_) => unreachable!("a dataset's schema is not checked"),
-        };
-        report(&a, &s);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let single_read = a.decode.schema.is_none() && a.decode.sample.is_none() && !a.strict;
+    let single_read = dataset.is_none() && a.decode.schema.is_none() && a.decode.sample.is_none() && !a.strict;
     let first_try = match single_read {
         true => {
             let schema = a.decode.infer_first(&export, rt, a.first_items.max(1), jobs, quiet)?;
@@ -104,8 +96,8 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         }
         false => None,
     };
-    let result = match first_try {
-        Some((schema, opts)) => match convert_with(&a, &export, &schema, &dest, &opts, rt)? {
+    let result = match (first_try, dataset) {
+        (Some((schema, opts)), _) => match convert_with(&a, &export, &schema, &dest, &opts, rt)? {
             Converted::Done(s) => Ok(*s),
             Converted::SchemaDiffers(reason) => {
                 if !quiet {
@@ -114,7 +106,8 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
                 exact_run(&a, &export, &dest, jobs, rt)
             }
         },
-        None => exact_run(&a, &export, &dest, jobs, rt),
+        (None, Some(schema)) => run_with(&a, &export, &schema, &dest, jobs, rt),
+        (None, None) => exact_run(&a, &export, &dest, jobs, rt),
     };
     let s = result?;
     report(&a, &s);
@@ -161,8 +154,20 @@ fn exact_run(
     rt: &tokio::runtime::Runtime,
 ) -> crate::Result<ConvertSummary> {
     let schema = a.decode.schema(export, rt, jobs, a.quiet || a.json)?;
-    let opts = options(a, export, &schema, jobs, false)?;
-    match convert_with(a, export, &schema, dest, &opts, rt)? {
+    run_with(a, export, &schema, dest, jobs, rt)
+}
+
+/// Convert with a schema that is not checked (a file, the exact one, the dataset's).
+fn run_with(
+    a: &Args,
+    export: &Export,
+    schema: &Schema,
+    dest: &Location,
+    jobs: usize,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<ConvertSummary> {
+    let opts = options(a, export, schema, jobs, false)?;
+    match convert_with(a, export, schema, dest, &opts, rt)? {
         Converted::Done(s) => Ok(*s),
         Converted::SchemaDiffers(_) => unreachable!("the schema is only checked when it was inferred from a sample"),
     }
