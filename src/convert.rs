@@ -17,7 +17,7 @@ use crate::export::Export;
 use crate::scan::{self, Progress, ScanOptions, ScanReport};
 use crate::schema::Schema;
 use crate::store::Location;
-use crate::write::commit::{self, CommitRecord, Mode, SourceInfo};
+use crate::write::commit::{self, CommitRecord, CommittedFile, Mode, SourceInfo};
 use crate::write::files::{self, OutFile};
 use crate::write::{DatasetSink, WriteOptions, partition_counts};
 
@@ -57,8 +57,20 @@ pub struct ConvertSummary {
     pub files: usize,
     pub partitions: usize,
     pub bytes_out: u64,
+    #[serde(flatten)]
+    pub spilled: SpillReport,
     pub rejects_file: Option<String>,
     pub elapsed_seconds: f64,
+    /// Peak resident memory of the process, where the platform tells.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// Rows that went through spill files: their partitions had no open file
+/// (more partitions than `max_open_files`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SpillReport {
+    pub spilled_rows: u64,
+    pub spilled_partitions: usize,
 }
 
 pub fn source_info(export: &Export) -> SourceInfo {
@@ -106,8 +118,10 @@ pub fn convert(
             files: r.files.len(),
             partitions: r.partitions.len(),
             bytes_out: r.files.iter().map(|f| f.bytes).sum(),
+            spilled: SpillReport::default(),
             rejects_file: r.rejects_file.clone(),
             elapsed_seconds: started.elapsed().as_secs_f64(),
+            peak_memory_bytes: peak_memory(),
         })));
     }
 
@@ -125,21 +139,24 @@ pub fn convert(
     });
     drop(rejects);
     let rejects_written = lazy.lock().unwrap().finish()?;
-    let (report, mut sinks) = match result {
+    let (report, sinks) = match result {
         Ok(r) => r,
         Err(e) => {
             discard_staging(dest, &run_id, rt);
             return Err(e);
         }
     };
-    let mut files = Vec::new();
-    for s in sinks.iter_mut() {
-        if let Err(e) = s.finish() {
+    let jobs = sinks.len();
+    let written = finish_sinks(sinks, jobs, |t| {
+        DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.clone())
+    });
+    let (mut files, spilled) = match written {
+        Ok(w) => w,
+        Err(e) => {
             discard_staging(dest, &run_id, rt);
             return Err(e);
         }
-        files.append(&mut s.written);
-    }
+    };
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let rejects_file = rejects_written.then(|| dest.display(&rejects_path));
     if report.decode.rejected > 0 && !opts.allow_rejects {
@@ -199,9 +216,44 @@ pub fn convert(
         files: files.len(),
         partitions: partitions.len(),
         bytes_out: files.iter().map(|f| f.bytes).sum(),
+        spilled,
         rejects_file,
         elapsed_seconds: started.elapsed().as_secs_f64(),
+        peak_memory_bytes: peak_memory(),
     })))
+}
+
+/// Close the workers' files and write the partitions they spilled (on
+/// `jobs` threads, with sinks from `merge_sink`).
+fn finish_sinks(
+    mut sinks: Vec<DatasetSink>,
+    jobs: usize,
+    merge_sink: impl Fn(usize) -> Result<DatasetSink> + Sync,
+) -> Result<(Vec<CommittedFile>, SpillReport)> {
+    let mut files = Vec::new();
+    let mut spilled = Vec::new();
+    for s in sinks.iter_mut() {
+        if let Some(p) = s.finish()? {
+            spilled.push(p);
+        }
+        files.append(&mut s.written);
+    }
+    drop(sinks);
+    let report = SpillReport {
+        spilled_rows: spilled.iter().flat_map(|w| w.values()).map(|p| p.rows).sum(),
+        spilled_partitions: spilled.iter().flat_map(|w| w.keys()).collect::<std::collections::BTreeSet<_>>().len(),
+    };
+    if !spilled.is_empty() {
+        files.extend(crate::write::spill::merge(spilled, jobs, merge_sink)?);
+    }
+    Ok((files, report))
+}
+
+/// The process's peak resident memory so far (Linux: `VmHWM`).
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().strip_suffix("kB")?.trim();
+    kb.parse::<u64>().ok().map(|k| k * 1024)
 }
 
 /// The exact schema of the export, from the statistics gathered while

@@ -59,15 +59,22 @@ pub struct Args {
     /// same read (a second read happens only if the exact schema differs)
     #[arg(long, default_value_t = 50_000, value_name = "N")]
     first_items: u64,
-    /// Open files per worker before files are rolled
-    #[arg(long, default_value_t = 64)]
+    /// Files open at once per worker; rows of further partitions are sorted on local disk (--spill-dir) and
+    /// written after the reading, each partition into its own file(s)
+    #[arg(long, default_value_t = 16)]
     max_open_files: usize,
+    /// Where rows of partitions beyond --max-open-files are sorted (a temporary directory, removed afterwards)
+    #[arg(long, value_name = "DIR", env = "DYNOLAKE_SPILL_DIR")]
+    spill_dir: Option<std::path::PathBuf>,
     /// Rows per output file before another is started
     #[arg(long, default_value_t = 10_000_000)]
     max_rows_per_file: u64,
-    /// Rows per Parquet row group
+    /// Rows per Parquet row group (at most; a worker flushes row groups early to stay within --worker-memory)
     #[arg(long, default_value_t = 1_048_576)]
     row_group_rows: usize,
+    /// MiB each worker may hold in row groups being built, output buffers and rows waiting to be spilled
+    #[arg(long, default_value_t = 96, value_name = "MIB")]
+    worker_memory: usize,
     /// No progress bar or summary
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -211,7 +218,8 @@ fn options(
             },
             max_open_files: a.max_open_files.max(1),
             max_rows_per_file: a.max_rows_per_file.max(1),
-            memory_budget: 96 << 20,
+            memory_budget: a.worker_memory.max(1) << 20,
+            spill_dir: a.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
         },
         compression_name: a.compression.clone(),
         mode: a.mode,
@@ -249,13 +257,20 @@ fn report(a: &Args, s: &ConvertSummary) {
             human_bytes(s.bytes_out),
             s.destination
         );
+        let peak = s.peak_memory_bytes.map(|b| format!(", peak memory {}", human_bytes(b))).unwrap_or_default();
         eprintln!(
-            "{:.2} s, {:.0} items/s, {}/s of JSON; run {}",
+            "{:.2} s, {:.0} items/s, {}/s of JSON{peak}; run {}",
             s.elapsed_seconds,
             s.scan.decode.items as f64 / secs,
             human_bytes((s.scan.uncompressed_bytes as f64 / secs) as u64),
             s.run_id
         );
+        if s.spilled.spilled_rows > 0 {
+            eprintln!(
+                "{} rows of {} partition(s) were sorted on disk before writing: more partitions than --max-open-files ({}) per worker",
+                s.spilled.spilled_rows, s.spilled.spilled_partitions, a.max_open_files
+            );
+        }
         if s.scan.decode.extra_values > 0 {
             let per: Vec<String> =
                 s.scan.decode.extra_by_attribute.iter().take(10).map(|(k, v)| format!("{k} ({v})")).collect();

@@ -1,9 +1,10 @@
 //! Output files: a local file or an S3 multipart upload behind one `Write`,
 //! and the three formats on top of it.
 //!
-//! S3 uploads go part by part (10 MiB parts, a few in flight), so memory does
-//! not grow with file size; an upload that is dropped before `finish` is
-//! aborted, not left billing.
+//! S3 uploads go part by part (5 MiB parts, the smallest S3 takes, a few in
+//! flight), so memory does not grow with file size; an upload that is dropped
+//! before `finish` is aborted, not left billing. What a file holds in memory
+//! is reported ([`OutFile::buffered`]) and counts against the worker's budget.
 
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
@@ -25,6 +26,8 @@ use crate::store::Location;
 pub trait OutFile: Write + Send {
     /// Complete the file; returns its size in bytes.
     fn finish(self: Box<Self>) -> Result<u64>;
+    /// Bytes written but held in memory (not yet on disk or uploaded).
+    fn buffered(&self) -> usize;
 }
 
 /// Create `path` in `loc`'s store for writing.
@@ -35,7 +38,7 @@ pub fn create(loc: &Location, path: &Path, rt: &tokio::runtime::Handle) -> Resul
         }
         let f = std::fs::File::create(&p).map_err(|e| Error::io(p.display().to_string(), e))?;
         return Ok(Box::new(LocalOut {
-            w: BufWriter::with_capacity(1 << 20, f),
+            w: BufWriter::with_capacity(LOCAL_BUFFER, f),
             bytes: 0,
             name: p.display().to_string(),
         }));
@@ -44,12 +47,17 @@ pub fn create(loc: &Location, path: &Path, rt: &tokio::runtime::Handle) -> Resul
         .block_on(loc.store.put_multipart(path))
         .map_err(|e| Error::store(format!("starting upload of {}", loc.display(path)), e))?;
     Ok(Box::new(S3Out {
-        wm: Some(WriteMultipart::new_with_chunk_size(upload, 10 << 20)),
+        wm: Some(WriteMultipart::new_with_chunk_size(upload, S3_PART)),
         rt: rt.clone(),
         bytes: 0,
         name: loc.display(path),
     }))
 }
+
+/// Parquet writes a row group's pages in one go; this only batches syscalls.
+const LOCAL_BUFFER: usize = 256 << 10;
+/// S3's minimum part size: what an open upload holds before sending a part.
+const S3_PART: usize = 5 << 20;
 
 struct LocalOut {
     w: BufWriter<std::fs::File>,
@@ -72,6 +80,9 @@ impl OutFile for LocalOut {
     fn finish(mut self: Box<Self>) -> Result<u64> {
         self.w.flush().map_err(|e| Error::io(self.name.clone(), e))?;
         Ok(self.bytes)
+    }
+    fn buffered(&self) -> usize {
+        self.w.buffer().len()
     }
 }
 
@@ -100,6 +111,9 @@ impl OutFile for S3Out {
         let wm = self.wm.take().expect("finished once");
         self.rt.block_on(wm.finish()).map_err(|e| Error::store(format!("completing upload of {}", self.name), e))?;
         Ok(self.bytes)
+    }
+    fn buffered(&self) -> usize {
+        (self.bytes % S3_PART as u64) as usize
     }
 }
 
@@ -254,8 +268,16 @@ impl FormatWriter {
         }
     }
 
-    /// Bytes buffered in memory (Parquet's row group in progress).
+    /// Bytes held in memory: Parquet's row group in progress and the output's buffer.
     pub fn buffered(&self) -> usize {
+        match self {
+            FormatWriter::Parquet(w) => w.memory_size() + w.inner().buffered(),
+            FormatWriter::Csv { out, .. } | FormatWriter::Jsonl { out, .. } => out.buffered(),
+        }
+    }
+
+    /// The part of [`buffered`](Self::buffered) that [`flush_buffer`](Self::flush_buffer) frees.
+    pub fn flushable(&self) -> usize {
         match self {
             FormatWriter::Parquet(w) => w.memory_size(),
             _ => 0,

@@ -2,17 +2,20 @@
 //! and committed atomically (see [`commit`]).
 //!
 //! Each scan worker owns a [`DatasetSink`]: it splits batches by partition,
-//! keeps a bounded number of files open (least recently used is closed and
-//! a new file started when the partition comes back), rolls files at a row
-//! limit, and flushes Parquet row groups when its buffers pass a memory
-//! budget. Nothing is shared between workers while writing.
+//! keeps up to `max_open_files` files open, rolls files at a row limit, and
+//! keeps what it holds (row groups in progress, output buffers) under a
+//! memory budget by flushing the biggest. Rows of partitions beyond the open
+//! files are sorted on local disk and written after the scan, one partition at
+//! a time ([`spill`]). Nothing is shared between workers while writing.
 
 pub mod commit;
 pub mod files;
 pub mod partition;
+pub mod spill;
 pub mod text;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{RecordBatch, UInt32Array};
@@ -25,6 +28,7 @@ use crate::store::Location;
 use commit::CommittedFile;
 use files::{Format, FormatWriter, ParquetSettings};
 use partition::PartitionSpec;
+use spill::Spill;
 
 /// How to write.
 #[derive(Clone)]
@@ -32,21 +36,56 @@ pub struct WriteOptions {
     pub format: Format,
     pub partition_by: Vec<PartitionSpec>,
     pub parquet: ParquetSettings,
-    /// Open files per worker; more partitions than this roll files.
+    /// Open files per worker; rows of further partitions are spilled (see [`spill`]).
     pub max_open_files: usize,
     /// Rows per file before starting another.
     pub max_rows_per_file: u64,
-    /// Bytes of Parquet buffers per worker before row groups are flushed early.
+    /// Bytes a worker may hold (Parquet row groups in progress, output
+    /// buffers, rows waiting to be spilled) before it flushes or spills.
     pub memory_budget: usize,
+    /// Where spill files go.
+    pub spill_dir: PathBuf,
 }
 
-/// A file being written by a worker.
+/// A file being written by a worker, and the rows waiting for its next row group.
 struct Open {
     writer: FormatWriter,
     rel: String,
     rows: u64,
-    last_used: u64,
     partition: Vec<Option<String>>,
+    /// Rows not yet handed to the writer. Partitioned Parquet waits so that a
+    /// writer encodes a whole row group at once: a row group in progress
+    /// holds encoders and a zstd context per column (tens of MiB for a wide
+    /// table, beyond what `ArrowWriter::memory_size` counts), and with
+    /// waiting rows only one writer per worker holds them at a time.
+    waiting: Vec<RecordBatch>,
+    waiting_bytes: usize,
+}
+
+impl Open {
+    /// Bytes held: rows waiting, the row group in progress, output buffers.
+    fn held(&self) -> usize {
+        self.waiting_bytes + self.writer.buffered()
+    }
+
+    /// Bytes [`flush`](Self::flush) frees.
+    fn freeable(&self) -> usize {
+        self.waiting_bytes + self.writer.flushable()
+    }
+
+    fn write_waiting(&mut self) -> Result<()> {
+        for b in self.waiting.drain(..) {
+            self.writer.write(&b)?;
+        }
+        self.waiting_bytes = 0;
+        Ok(())
+    }
+
+    /// Write the waiting rows and end the row group.
+    fn flush(&mut self) -> Result<()> {
+        self.write_waiting()?;
+        self.writer.flush_buffer()
+    }
 }
 
 /// One worker's output: files under `<dest>/_temporary/<run>/`.
@@ -54,13 +93,16 @@ pub struct DatasetSink {
     dest: Location,
     staging: Path,
     run_id: String,
+    /// Names this sink's files (scan workers count from 0, merge threads after them).
     worker: usize,
     opts: Arc<WriteOptions>,
     /// Schema of the files (identity partition columns removed).
     file_schema: SchemaRef,
     keep: Vec<usize>,
     open: HashMap<String, Open>,
-    clock: u64,
+    /// Rows of partitions that found no open file; once a worker has
+    /// spilled, partitions new to it are spilled too.
+    spill: Option<Spill>,
     seq: usize,
     rt: tokio::runtime::Handle,
     pub written: Vec<CommittedFile>,
@@ -95,84 +137,114 @@ impl DatasetSink {
             file_schema,
             keep,
             open: HashMap::new(),
-            clock: 0,
+            spill: None,
             seq: 0,
             rt,
             written: Vec::new(),
         })
     }
 
-    fn write_part(&mut self, dir: &str, values: Vec<Option<String>>, batch: RecordBatch) -> Result<()> {
-        self.clock += 1;
-        if !self.open.contains_key(dir) {
-            if self.open.len() >= self.opts.max_open_files {
-                let lru = self.open.iter().min_by_key(|(_, o)| o.last_used).map(|(k, _)| k.clone());
-                if let Some(k) = lru {
-                    self.close(&k)?;
-                }
-            }
-            self.seq += 1;
-            let name =
-                format!("part-{}-{:02}-{:05}.{}", self.run_id, self.worker, self.seq, self.opts.format.extension());
-            let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
-            let path = rel.split('/').fold(self.staging.clone(), |p, s| p.join(s));
-            let out = files::create(&self.dest, &path, &self.rt)?;
-            let writer = FormatWriter::new(self.opts.format, out, self.file_schema.clone(), &self.opts.parquet)?;
-            self.open.insert(dir.to_string(), Open { writer, rel, rows: 0, last_used: 0, partition: values });
+    /// Whether rows of partition `dir` go to a file now (opening one if
+    /// there is room) rather than to the spill.
+    fn has_file(&mut self, dir: &str, values: &[Option<String>]) -> Result<bool> {
+        if self.open.contains_key(dir) {
+            return Ok(true);
         }
-        let projected = batch.project(&self.keep).map_err(|e| Error::engine("projecting", e))?;
-        let open = self.open.get_mut(dir).expect("opened above");
-        open.writer.write(&projected)?;
-        open.rows += projected.num_rows() as u64;
-        open.last_used = self.clock;
-        if open.rows >= self.opts.max_rows_per_file {
-            self.close(dir)?;
+        if self.spill.is_some() || self.open.len() >= self.opts.max_open_files {
+            return Ok(false);
         }
+        self.seq += 1;
+        let name = format!("part-{}-{:02}-{:05}.{}", self.run_id, self.worker, self.seq, self.opts.format.extension());
+        let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
+        let path = rel.split('/').fold(self.staging.clone(), |p, s| p.join(s));
+        let out = files::create(&self.dest, &path, &self.rt)?;
+        let writer = FormatWriter::new(self.opts.format, out, self.file_schema.clone(), &self.opts.parquet)?;
+        let open = Open { writer, rel, rows: 0, partition: values.to_vec(), waiting: Vec::new(), waiting_bytes: 0 };
+        self.open.insert(dir.to_string(), open);
+        Ok(true)
+    }
+
+    /// Write rows (in the file schema) of partition `dir`, opening a file if
+    /// none is open and rolling it at the row limit. For the merge of spilled
+    /// partitions, which has one partition open at a time and never spills.
+    pub(crate) fn write_to(&mut self, dir: &str, values: &[Option<String>], batch: RecordBatch) -> Result<()> {
+        if !self.has_file(dir, values)? {
+            return Err(Error::engine("writing a partition", format!("no file could be opened for `{dir}`")));
+        }
+        self.write_open(dir, batch, false)?;
         self.bound_memory()
     }
 
-    /// Flush the biggest row groups until the worker is under its budget.
+    /// Hand rows to the open file of `dir`, or keep them `waiting` for its
+    /// next row group (they must then be compact: not a slice of a larger batch).
+    fn write_open(&mut self, dir: &str, batch: RecordBatch, waiting: bool) -> Result<()> {
+        let open = self.open.get_mut(dir).expect("opened before");
+        open.rows += batch.num_rows() as u64;
+        if waiting {
+            open.waiting_bytes += batch.get_array_memory_size();
+            open.waiting.push(batch);
+        } else {
+            open.writer.write(&batch)?;
+        }
+        if open.rows >= self.opts.max_rows_per_file {
+            self.close(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Flush the biggest buffers (a row group in progress, or the rows
+    /// waiting to be spilled) until the worker is under its budget.
     fn bound_memory(&mut self) -> Result<()> {
         loop {
-            let total: usize = self.open.values().map(|o| o.writer.buffered()).sum();
+            let spilled = self.spill.as_ref().map_or(0, Spill::pending_bytes);
+            let total: usize = self.open.values().map(Open::held).sum::<usize>() + spilled;
             if total <= self.opts.memory_budget {
                 return Ok(());
             }
-            let Some(big) = self.open.values_mut().max_by_key(|o| o.writer.buffered()) else { return Ok(()) };
-            if big.writer.buffered() == 0 {
+            let big = self.open.values_mut().max_by_key(|o| o.freeable());
+            let freeable = big.as_ref().map_or(0, |o| o.freeable());
+            if spilled > 0 && spilled >= freeable {
+                self.spill.as_mut().expect("spilling").write_run()?;
+            } else if let Some(big) = big.filter(|_| freeable > 0) {
+                big.flush()?;
+            } else {
                 return Ok(());
             }
-            big.writer.flush_buffer()?;
         }
     }
 
-    fn close(&mut self, dir: &str) -> Result<()> {
-        let Some(o) = self.open.remove(dir) else { return Ok(()) };
+    pub(crate) fn close(&mut self, dir: &str) -> Result<()> {
+        let Some(mut o) = self.open.remove(dir) else { return Ok(()) };
+        o.write_waiting()?;
         let bytes = o.writer.close()?;
         let partition = self.opts.partition_by.iter().map(|p| p.name.clone()).zip(o.partition).collect();
         self.written.push(CommittedFile { path: o.rel, rows: o.rows, bytes, partition });
         Ok(())
     }
 
-    /// Close every open file.
-    pub fn finish(&mut self) -> Result<()> {
+    /// Close every open file; the spilled partitions, if any, for [`spill::merge`].
+    pub fn finish(&mut self) -> Result<Option<BTreeMap<String, spill::Spilled>>> {
         let mut dirs: Vec<String> = self.open.keys().cloned().collect();
         dirs.sort();
         for d in dirs {
             self.close(&d)?;
         }
-        Ok(())
+        self.spill.take().map(Spill::finish).transpose()
     }
 }
 
 impl BatchSink for DatasetSink {
     fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let projected = batch.project(&self.keep).map_err(|e| Error::engine("projecting", e))?;
         if self.opts.partition_by.is_empty() {
-            return self.write_part("", Vec::new(), batch);
+            self.has_file("", &[])?;
+            self.write_open("", projected, false)?;
+            return self.bound_memory();
         }
+        let wait = self.opts.format == Format::Parquet;
         let values: Vec<Vec<Option<String>>> =
             self.opts.partition_by.iter().map(|p| p.values(&batch)).collect::<Result<_>>()?;
-        // Group rows by partition directory, keeping first-seen order.
+        // Group rows by partition directory, in first-seen order.
         let mut groups: Vec<(String, Vec<Option<String>>, Vec<u32>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for row in 0..batch.num_rows() {
@@ -186,16 +258,45 @@ impl BatchSink for DatasetSink {
                 }
             }
         }
-        for (dir, vals, rows) in groups {
-            let sub = if rows.len() == batch.num_rows() {
-                batch.clone()
-            } else {
-                arrow::compute::take_record_batch(&batch, &UInt32Array::from(rows))
-                    .map_err(|e| Error::engine("splitting partitions", e))?
-            };
-            self.write_part(&dir, vals, sub)?;
+        if groups.len() == 1 {
+            let (dir, vals, _) = groups.pop().expect("one group");
+            match self.has_file(&dir, &vals)? {
+                true => self.write_open(&dir, projected, wait)?,
+                false => {
+                    let n = projected.num_rows();
+                    self.spill_mut().push(projected, vec![(dir, vals, 0, n)]);
+                }
+            }
+            return self.bound_memory();
         }
-        Ok(())
+        let take = |rows: &[u32]| {
+            arrow::compute::take_record_batch(&projected, &UInt32Array::from(rows.to_vec()))
+                .map_err(|e| Error::engine("splitting partitions", e))
+        };
+        // Partitions with a file get their rows now; the others' rows go to
+        // the spill as one batch sorted by partition.
+        let mut spill_rows: Vec<u32> = Vec::new();
+        let mut spilled = Vec::new();
+        for (dir, vals, rows) in groups {
+            if self.has_file(&dir, &vals)? {
+                self.write_open(&dir, take(&rows)?, wait)?;
+            } else {
+                spilled.push((dir, vals, spill_rows.len(), rows.len()));
+                spill_rows.extend_from_slice(&rows);
+            }
+        }
+        if !spill_rows.is_empty() {
+            let sorted = take(&spill_rows)?;
+            self.spill_mut().push(sorted, spilled);
+        }
+        self.bound_memory()
+    }
+}
+
+impl DatasetSink {
+    fn spill_mut(&mut self) -> &mut Spill {
+        let (root, schema) = (&self.opts.spill_dir, &self.file_schema);
+        self.spill.get_or_insert_with(|| Spill::new(root, schema.clone()))
     }
 }
 

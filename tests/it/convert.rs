@@ -144,6 +144,94 @@ fn partitions_land_where_they_should() {
     assert_eq!(per, 800);
 }
 
+/// More partitions than open files: rows of the others are sorted on disk and
+/// written after the scan, a file per partition (not a file per batch), the
+/// spill files are removed, and every row lands in its partition.
+#[test]
+fn a_thousand_partitions_get_a_file_each_not_a_file_per_batch() {
+    let e = export_with(GenerateOptions { items: 4_000, files: 4, ..Default::default() });
+    let src = &e.generated.full_export_dir;
+    let source = source_items(src);
+    let customer = |id: &str| {
+        let serde_dynamo::AttributeValue::S(c) = &source[id]["customerId"] else { panic!("customerId") };
+        c.clone()
+    };
+    let customers: std::collections::HashSet<String> = source.keys().map(|id| customer(id)).collect();
+    assert!(customers.len() > 900, "the generator spreads orders over ~1,000 customers");
+    let out = tempfile::tempdir().unwrap();
+    let spill = out.path().join("spill");
+    let (jobs, max_open) = (2, 4);
+    for format in ["parquet", "jsonl"] {
+        let dest = out.path().join(format);
+        let o = convert(
+            src,
+            &dest,
+            &[
+                "-p",
+                "customerId",
+                "--format",
+                format,
+                "--jobs",
+                &jobs.to_string(),
+                "--max-open-files",
+                &max_open.to_string(),
+                "--spill-dir",
+                spill.to_str().unwrap(),
+                "--json",
+            ],
+        );
+        assert_code(&o, 0);
+        let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(summary["partitions"], customers.len());
+        assert!(summary["spilled_partitions"].as_u64().unwrap() >= (customers.len() - jobs * max_open) as u64);
+        assert!(summary["spilled_rows"].as_u64().unwrap() > 0);
+        // A partition's files: one from the merge, and one from each worker
+        // that had it among its open files.
+        let files = summary["files"].as_u64().unwrap() as usize;
+        assert!(files >= customers.len() && files <= customers.len() + jobs * max_open, "{files} files");
+        let peak = summary["peak_memory_bytes"].as_u64().expect("peak memory is reported on Linux");
+        assert!(peak > 0 && peak < 512 << 20, "peak {peak}");
+        assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "spill files are removed");
+
+        let mut rows = 0;
+        for f in walk(&dest) {
+            let rel = f.strip_prefix(&dest).unwrap().to_string_lossy().to_string();
+            if rel.starts_with('_') {
+                continue;
+            }
+            let (dir, _) = rel.split_once('/').unwrap();
+            let value = dir.strip_prefix("customer_id=").unwrap();
+            let ids: Vec<String> = match format {
+                "parquet" => {
+                    let file = std::fs::File::open(&f).unwrap();
+                    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .unwrap()
+                        .build()
+                        .unwrap();
+                    let mut ids = Vec::new();
+                    for b in reader {
+                        let b = b.unwrap();
+                        let col = b.column_by_name("order_id").unwrap().as_string::<i32>();
+                        ids.extend((0..b.num_rows()).map(|r| col.value(r).to_string()));
+                    }
+                    ids
+                }
+                _ => std::fs::read_to_string(&f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["order_id"].as_str().unwrap().into())
+                    .collect(),
+            };
+            for id in ids {
+                assert_eq!(customer(&id), value, "{id} in {rel}");
+                rows += 1;
+            }
+        }
+        assert_eq!(rows, 4_000);
+    }
+    assert_dataset_holds_every_item(&out.path().join("parquet"), src);
+}
+
 #[test]
 fn jsonl_and_csv_parse_back_with_exact_numbers() {
     let e = export_with(GenerateOptions { items: 400, files: 2, ..Default::default() });
