@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
@@ -172,20 +172,28 @@ pub fn merge(
     let mut work: Vec<(String, Spilled)> = all.into_iter().collect();
     work.sort_by_key(|(_, s)| std::cmp::Reverse(s.rows));
     let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
     let threads = jobs.max(1).min(work.len());
     let results: Vec<Result<Vec<CommittedFile>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (work, next, make_sink) = (&work, &next, &make_sink);
+                let (work, next, failed, make_sink) = (&work, &next, &failed, &make_sink);
                 s.spawn(move || {
                     let mut sink = make_sink(t)?;
                     let mut readers = Readers::default();
-                    while let Some((dir, p)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let mut one = |dir: &str, p: &Spilled| -> Result<()> {
                         for c in &p.chunks {
-                            let batch = readers.read(c)?;
-                            sink.write_to(dir, &p.values, batch)?;
+                            sink.write_to(dir, &p.values, readers.read(c)?)?;
                         }
-                        sink.close(dir)?;
+                        sink.close(dir)
+                    };
+                    while !failed.load(Ordering::Relaxed)
+                        && let Some((dir, p)) = work.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        if let Err(e) = one(dir, p) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
                     }
                     Ok(std::mem::take(&mut sink.written))
                 })

@@ -508,8 +508,11 @@ fn convert_from_s3_to_s3() {
     s3.upload_dir(e.dir.path(), BUCKET, "");
     let src = format!("s3://{BUCKET}/exp/");
     let dest = "s3://lake/orders";
-    let o = dynolake(&["convert", &src, dest, "-p", "status", "--json"], &s3.env());
+    // Five statuses, two open files: the other partitions go through the spill and its merge, to S3 as well.
+    let o = dynolake(&["convert", &src, dest, "-p", "status", "--max-open-files", "2", "--json"], &s3.env());
     assert_code(&o, 0);
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(summary["spilled_partitions"].as_u64().unwrap() >= 3, "{summary}");
     let keys = s3.list("lake", "orders");
     assert!(keys.iter().any(|k| k == "orders/_SUCCESS"), "{keys:?}");
     assert!(!keys.iter().any(|k| k.contains("_temporary")), "{keys:?}");
