@@ -106,11 +106,12 @@ impl Spill {
         let dir = match &self.dir {
             Some(d) => d.clone(),
             None => {
-                std::fs::create_dir_all(&self.root).map_err(|e| Error::io(self.root.display().to_string(), e))?;
+                let context = || format!("creating a spill folder in {} (--spill-dir)", self.root.display());
+                std::fs::create_dir_all(&self.root).map_err(|e| Error::io(context(), e))?;
                 let d = tempfile::Builder::new()
                     .prefix("dynolake-spill-")
                     .tempdir_in(&self.root)
-                    .map_err(|e| Error::io(self.root.display().to_string(), e))?;
+                    .map_err(|e| Error::io(context(), e))?;
                 self.dir.insert(Arc::new(d)).clone()
             }
         };

@@ -232,6 +232,23 @@ fn a_thousand_partitions_get_a_file_each_not_a_file_per_batch() {
     assert_dataset_holds_every_item(&out.path().join("parquet"), src);
 }
 
+/// A spill that cannot be written stops the job before the commit, saying where.
+#[test]
+fn a_spill_that_cannot_be_written_leaves_no_dataset() {
+    let e = export_with(GenerateOptions { items: 300, files: 2, ..Default::default() });
+    let out = tempfile::tempdir().unwrap();
+    let not_a_dir = out.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let dest = out.path().join("ds");
+    let args = ["-p", "customerId", "--max-open-files", "1", "--spill-dir", not_a_dir.to_str().unwrap()];
+    let o = convert(&e.generated.full_export_dir, &dest, &args);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains(not_a_dir.to_str().unwrap()), "{}", stderr(&o));
+    assert!(!dest.join("_SUCCESS").exists());
+    assert!(visible_files(&dest).is_empty(), "{:?}", visible_files(&dest));
+    assert!(!dest.join("_temporary").exists());
+}
+
 #[test]
 fn jsonl_and_csv_parse_back_with_exact_numbers() {
     let e = export_with(GenerateOptions { items: 400, files: 2, ..Default::default() });
