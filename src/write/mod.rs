@@ -242,21 +242,33 @@ impl BatchSink for DatasetSink {
             return self.bound_memory();
         }
         let wait = self.opts.format == Format::Parquet;
-        let values: Vec<Vec<Option<String>>> =
-            self.opts.partition_by.iter().map(|p| p.values(&batch)).collect::<Result<_>>()?;
-        // Group rows by partition directory, in first-seen order.
-        let mut groups: Vec<(String, Vec<Option<String>>, Vec<u32>)> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        for row in 0..batch.num_rows() {
-            let vals: Vec<Option<&str>> = values.iter().map(|v| v[row].as_deref()).collect();
-            let dir = partition::dir_of(&self.opts.partition_by, &vals);
-            match index.get(&dir) {
-                Some(&g) => groups[g].2.push(row as u32),
-                None => {
-                    index.insert(dir.clone(), groups.len());
-                    groups.push((dir, vals.iter().map(|v| v.map(str::to_string)).collect(), vec![row as u32]));
-                }
+        // Group rows by partition: each level's values are interned per
+        // batch, and a group is a distinct combination of them.
+        let mut of_row: Vec<u32> = vec![0; batch.num_rows()];
+        let mut values: Vec<Vec<Option<String>>> = vec![Vec::new()];
+        for spec in &self.opts.partition_by {
+            let (codes, distinct) = spec.codes(&batch)?;
+            let mut combined: rustc_hash::FxHashMap<(u32, u32), u32> = Default::default();
+            let mut next: Vec<Vec<Option<String>>> = Vec::new();
+            for (g, c) in of_row.iter_mut().zip(codes) {
+                *g = *combined.entry((*g, c)).or_insert_with(|| {
+                    let mut v = values[*g as usize].clone();
+                    v.push(distinct[c as usize].clone());
+                    next.push(v);
+                    next.len() as u32 - 1
+                });
             }
+            values = next;
+        }
+        let mut groups: Vec<(String, Vec<Option<String>>, Vec<u32>)> = values
+            .into_iter()
+            .map(|v| {
+                let refs: Vec<Option<&str>> = v.iter().map(Option::as_deref).collect();
+                (partition::dir_of(&self.opts.partition_by, &refs), v, Vec::new())
+            })
+            .collect();
+        for (row, g) in of_row.iter().enumerate() {
+            groups[*g as usize].2.push(row as u32);
         }
         if groups.len() == 1 {
             let (dir, vals, _) = groups.pop().expect("one group");

@@ -12,6 +12,8 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
 
+use rustc_hash::FxHashMap;
+
 use crate::error::{Error, Result};
 use crate::schema::{ColumnType, Schema};
 
@@ -99,6 +101,46 @@ impl PartitionSpec {
         Ok(PartitionSpec { source_column: field.column.clone(), transform, name, athena_type: athena_type.into() })
     }
 
+    /// Each row's partition value as an index into the distinct values
+    /// (`None`: null, empty or not derivable). Text columns are grouped by
+    /// the borrowed text, without a string per row.
+    pub fn codes(&self, batch: &RecordBatch) -> Result<(Vec<u32>, Vec<Option<String>>)> {
+        let mut distinct: Vec<Option<String>> = Vec::new();
+        let mut by_value: FxHashMap<Option<String>, u32> = FxHashMap::default();
+        let mut intern = |v: Option<String>| -> u32 {
+            let v = v.filter(|v| !v.is_empty());
+            *by_value.entry(v).or_insert_with_key(|v| {
+                distinct.push(v.clone());
+                distinct.len() as u32 - 1
+            })
+        };
+        let col = batch
+            .column_by_name(&self.source_column)
+            .ok_or_else(|| Error::Usage(format!("partition column `{}` is not in the data", self.source_column)))?;
+        let codes = match col.data_type() {
+            DataType::Utf8 => {
+                let a = col.as_string::<i32>();
+                let mut by_key: FxHashMap<Option<&str>, u32> = FxHashMap::default();
+                (0..a.len())
+                    .map(|i| {
+                        let key = if a.is_null(i) { None } else { self.key_of_text(a.value(i)) };
+                        // Keys differ where values may not (`T` or a space before the hour): interned by value.
+                        match by_key.get(&key) {
+                            Some(&c) => c,
+                            None => {
+                                let c = intern(key.and_then(|k| self.value_of_text(k)));
+                                by_key.insert(key, c);
+                                c
+                            }
+                        }
+                    })
+                    .collect()
+            }
+            _ => self.values(batch)?.into_iter().map(intern).collect(),
+        };
+        Ok((codes, distinct))
+    }
+
     /// The partition value of every row (`None`: null or not derivable).
     pub fn values(&self, batch: &RecordBatch) -> Result<Vec<Option<String>>> {
         let col = batch
@@ -155,24 +197,32 @@ impl PartitionSpec {
         Ok(out)
     }
 
-    /// The value from text: as is, or the ISO-8601 prefix a transform keeps.
-    fn value_of_text(&self, s: &str) -> Option<String> {
+    /// The part of a text value its partition value is made of: all of it,
+    /// or the ISO-8601 prefix a transform keeps (`None`: not derivable).
+    fn key_of_text<'a>(&self, s: &'a str) -> Option<&'a str> {
         let b = s.as_bytes();
         let digits = |r: std::ops::Range<usize>| b.get(r.clone()).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
         let date_ok =
             digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7) && b.get(7) == Some(&b'-') && digits(8..10);
-        match self.transform {
-            Transform::Identity => Some(s.to_string()),
-            Transform::Year if digits(0..4) => Some(s[..4].to_string()),
-            Transform::Month if date_ok || (digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7)) => {
-                Some(s[..7].to_string())
-            }
-            Transform::Day if date_ok => Some(s[..10].to_string()),
-            Transform::Hour if date_ok && matches!(b.get(10), Some(b'T' | b' ')) && digits(11..13) => {
-                Some(format!("{}-{}", &s[..10], &s[11..13]))
-            }
-            _ => None,
-        }
+        // Every cut is right after an ASCII digit: a char boundary.
+        let len = match self.transform {
+            Transform::Identity => s.len(),
+            Transform::Year if digits(0..4) => 4,
+            Transform::Month if date_ok || (digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7)) => 7,
+            Transform::Day if date_ok => 10,
+            Transform::Hour if date_ok && matches!(b.get(10), Some(b'T' | b' ')) && digits(11..13) => 13,
+            _ => return None,
+        };
+        Some(&s[..len])
+    }
+
+    /// The value from text: as is, or the ISO-8601 prefix a transform keeps.
+    fn value_of_text(&self, s: &str) -> Option<String> {
+        let key = self.key_of_text(s)?;
+        Some(match self.transform {
+            Transform::Hour => format!("{}-{}", &key[..10], &key[11..13]),
+            _ => key.to_string(),
+        })
     }
 }
 
@@ -247,5 +297,35 @@ mod tests {
         }
         assert_eq!(escape("a/b:c"), "a%2Fb%3Ac");
         assert_eq!(escape("San José"), "San José");
+    }
+
+    #[test]
+    fn rows_are_grouped_by_partition_value_not_by_text() {
+        use std::sync::Arc;
+        let spec = |transform| PartitionSpec {
+            source_column: "t".into(),
+            transform,
+            name: "t_x".into(),
+            athena_type: "string".into(),
+        };
+        let col = arrow::array::StringArray::from(vec![
+            Some("2024-05-03T14:00:00Z"),
+            Some("2024-05-03 14:59"),
+            Some("2024-05-03T15:00:00Z"),
+            None,
+            Some(""),
+            Some("not a date"),
+            Some("2024-05"),
+        ]);
+        let batch = RecordBatch::try_from_iter([("t", Arc::new(col) as arrow::array::ArrayRef)]).unwrap();
+        let (codes, distinct) = spec(Transform::Hour).codes(&batch).unwrap();
+        assert_eq!(codes, vec![0, 0, 1, 2, 2, 2, 2]);
+        assert_eq!(distinct, vec![Some("2024-05-03-14".into()), Some("2024-05-03-15".into()), None]);
+        let (codes, distinct) = spec(Transform::Month).codes(&batch).unwrap();
+        assert_eq!(codes, vec![0, 0, 0, 1, 1, 1, 0]);
+        assert_eq!(distinct, vec![Some("2024-05".into()), None]);
+        let (codes, distinct) = spec(Transform::Identity).codes(&batch).unwrap();
+        assert_eq!(codes, vec![0, 1, 2, 3, 3, 4, 5]);
+        assert_eq!(distinct[3], None, "null and empty are one partition");
     }
 }
