@@ -192,8 +192,9 @@ impl DatasetSink {
         Ok(())
     }
 
-    /// Flush the biggest buffers (a row group in progress, or the rows
-    /// waiting to be spilled) until the worker is under its budget.
+    /// Free the biggest holding (a file's waiting rows with its row group in
+    /// progress, or the rows waiting to be spilled) until the worker is under
+    /// its budget. Output buffers count but cannot be freed early.
     fn bound_memory(&mut self) -> Result<()> {
         loop {
             let spilled = self.spill.as_ref().map_or(0, Spill::pending_bytes);
