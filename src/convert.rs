@@ -147,7 +147,7 @@ pub fn convert(
         }
     };
     let jobs = sinks.len();
-    let written = finish_sinks(sinks, jobs, |t| {
+    let written = finish_sinks(sinks, jobs, progress, |t| {
         DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.clone())
     });
     let (mut files, spilled) = match written {
@@ -228,6 +228,7 @@ pub fn convert(
 fn finish_sinks(
     mut sinks: Vec<DatasetSink>,
     jobs: usize,
+    progress: &Progress,
     merge_sink: impl Fn(usize) -> Result<DatasetSink> + Sync,
 ) -> Result<(Vec<CommittedFile>, SpillReport)> {
     let mut files = Vec::new();
@@ -244,7 +245,12 @@ fn finish_sinks(
         spilled_partitions: spilled.iter().flat_map(|w| w.keys()).collect::<std::collections::BTreeSet<_>>().len(),
     };
     if !spilled.is_empty() {
-        files.extend(crate::write::spill::merge(spilled, jobs, merge_sink)?);
+        use std::sync::atomic::Ordering::Relaxed;
+        progress.spilled_rows.store(report.spilled_rows, Relaxed);
+        let written = |rows| {
+            progress.spilled_rows_written.fetch_add(rows, Relaxed);
+        };
+        files.extend(crate::write::spill::merge(spilled, jobs, merge_sink, written)?);
     }
     Ok((files, report))
 }

@@ -27,6 +27,9 @@ pub struct Progress {
     pub uncompressed_bytes: AtomicU64,
     pub compressed_bytes: AtomicU64,
     pub files_done: AtomicUsize,
+    /// After the scan: rows of spilled partitions to write, and written.
+    pub spilled_rows: AtomicU64,
+    pub spilled_rows_written: AtomicU64,
 }
 
 /// Where decoded batches go: one sink per worker.

@@ -124,7 +124,14 @@ pub fn tick(bar: &ProgressBar, progress: &Arc<Progress>) -> Ticker {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 bar.set_position(progress.items.load(Ordering::Relaxed));
-                bar.set_message(format!("{} read", human_bytes(progress.uncompressed_bytes.load(Ordering::Relaxed))));
+                let read = human_bytes(progress.uncompressed_bytes.load(Ordering::Relaxed));
+                match progress.spilled_rows.load(Ordering::Relaxed) {
+                    0 => bar.set_message(format!("{read} read")),
+                    n => bar.set_message(format!(
+                        "{read} read; writing spilled partitions: {}/{n} rows",
+                        progress.spilled_rows_written.load(Ordering::Relaxed)
+                    )),
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
         })

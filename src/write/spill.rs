@@ -151,10 +151,12 @@ impl Spill {
 /// Write every spilled partition of every worker into its own file(s), on
 /// `jobs` threads, largest partition first. `make_sink(t)` gives thread `t`
 /// its sink (files are named after it); each sink has one file open at a time.
+/// `written(rows)` is called as rows are written (progress).
 pub fn merge(
     spilled: Vec<BTreeMap<String, Spilled>>,
     jobs: usize,
     make_sink: impl Fn(usize) -> Result<DatasetSink> + Sync,
+    written: impl Fn(u64) + Sync,
 ) -> Result<Vec<CommittedFile>> {
     let mut all: BTreeMap<String, Spilled> = BTreeMap::new();
     for worker in spilled {
@@ -178,13 +180,16 @@ pub fn merge(
     let results: Vec<Result<Vec<CommittedFile>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (work, next, failed, make_sink) = (&work, &next, &failed, &make_sink);
+                let (work, next, failed, make_sink, written) = (&work, &next, &failed, &make_sink, &written);
                 s.spawn(move || {
                     let mut sink = make_sink(t)?;
                     let mut readers = Readers::default();
                     let mut one = |dir: &str, p: &Spilled| -> Result<()> {
                         for c in &p.chunks {
-                            sink.write_to(dir, &p.values, readers.read(c)?)?;
+                            let batch = readers.read(c)?;
+                            let rows = batch.num_rows() as u64;
+                            sink.write_to(dir, &p.values, batch)?;
+                            written(rows);
                         }
                         sink.close(dir)
                     };
