@@ -1,9 +1,10 @@
 //! The conversion job: an export in, a committed dataset out.
 //!
 //! export → scan (read, verify, decode on every core) → per-worker dataset
-//! sinks → commit. The manifest checks happen on the same read; any mismatch,
-//! and any rejected item unless allowed, stops the job before the commit,
-//! leaving the destination as it was.
+//! sinks → merge of the partitions they spilled, if any → commit. The
+//! manifest checks happen on the same read; any mismatch, and any rejected
+//! item unless allowed, stops the job before the commit, leaving the
+//! destination as it was.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
