@@ -187,7 +187,9 @@ impl Stats {
     }
 
     pub fn elem(&mut self, order: u64) -> &mut Stats {
-        self.elem.get_or_insert_with(|| Box::new(Stats::with_order(order)))
+        let e = self.elem.get_or_insert_with(|| Box::new(Stats::with_order(order)));
+        e.order = e.order.min(order);
+        e
     }
 
     /// The statistics of member `key` of an `M` value.
@@ -209,7 +211,12 @@ impl Stats {
         if !members.by_key.contains_key(key) {
             members.by_key.insert(key.to_string(), Stats::with_order(order));
         }
-        members.by_key.get_mut(key).expect("just inserted")
+        // The earliest sighting, not the first one read: a later element of
+        // the same list can hold the member at an earlier position, and a
+        // worker may read a later file first.
+        let m = members.by_key.get_mut(key).expect("just inserted");
+        m.order = m.order.min(order);
+        m
     }
 
     pub fn merge(&mut self, o: Stats) {
@@ -368,7 +375,9 @@ impl TableStats {
         if !self.attrs.contains_key(name) {
             self.attrs.insert(name.to_string(), Stats::with_order(order));
         }
-        self.attrs.get_mut(name).expect("just inserted")
+        let a = self.attrs.get_mut(name).expect("just inserted");
+        a.order = a.order.min(order);
+        a
     }
 
     pub fn merge(&mut self, o: TableStats) {

@@ -335,6 +335,24 @@ fn lines(items: &[HashMap<String, AV>]) -> Vec<u8> {
     out
 }
 
+/// A member's place is its earliest position, whichever list element or file
+/// holds it and whichever is read first: inference and the statistics
+/// gathered while decoding agree (a later element holding `aa` first used to
+/// put it after `cb` in one and before it in the other).
+#[test]
+fn member_order_is_the_earliest_position_in_any_element() {
+    let data = br#"{"Item":{"doc":{"L":[{"M":{"cb":{"N":"1"},"aa":{"N":"2"}}},{"M":{"aa":{"N":"3"},"ba":{"S":"x"}}}]}}}
+"#;
+    let (exact, _, _) = infer_and_decode(data, data.len(), DecodeOptions::default());
+    let doc = exact.fields.iter().find(|f| f.attribute == "doc").unwrap();
+    let dynolake::schema::ColumnType::List(elem) = &doc.ty else { panic!("{:?}", doc.ty) };
+    let dynolake::schema::ColumnType::Struct(members) = elem.as_ref() else { panic!("{elem:?}") };
+    let names: Vec<&str> = members.iter().map(|m| m.attribute.as_str()).collect();
+    assert_eq!(names, ["aa", "cb", "ba"], "ties at the same position go by name");
+    let (again, _) = schema_while_decoding(&exact, data, 7);
+    assert_eq!(again, exact);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
