@@ -282,8 +282,8 @@ impl BatchSink for DatasetSink {
             }
             return self.bound_memory();
         }
-        let take = |rows: &[u32]| {
-            arrow::compute::take_record_batch(&projected, &UInt32Array::from(rows.to_vec()))
+        let take = |rows: Vec<u32>| {
+            arrow::compute::take_record_batch(&projected, &UInt32Array::from(rows))
                 .map_err(|e| Error::engine("splitting partitions", e))
         };
         // Partitions with a file get their rows now; the others' rows go to
@@ -292,14 +292,14 @@ impl BatchSink for DatasetSink {
         let mut spilled = Vec::new();
         for (dir, vals, rows) in groups {
             if self.has_file(&dir, &vals)? {
-                self.write_open(&dir, take(&rows)?, wait)?;
+                self.write_open(&dir, take(rows)?, wait)?;
             } else {
                 spilled.push((dir, vals, spill_rows.len(), rows.len()));
                 spill_rows.extend_from_slice(&rows);
             }
         }
         if !spill_rows.is_empty() {
-            let sorted = take(&spill_rows)?;
+            let sorted = take(spill_rows)?;
             self.spill_mut().push(sorted, spilled);
         }
         self.bound_memory()
