@@ -19,6 +19,7 @@ use crate::scan::{self, Progress, ScanOptions, ScanReport};
 use crate::schema::Schema;
 use crate::store::Location;
 use crate::write::commit::{self, CommitRecord, CommittedFile, Mode, SourceInfo};
+use crate::write::lease;
 use crate::write::files::{self, OutFile};
 use crate::write::{DatasetSink, WriteOptions, partition_counts};
 
@@ -104,11 +105,10 @@ pub fn convert(
     progress: &Progress,
 ) -> Result<Converted> {
     let started = Instant::now();
-    let prepared = rt.block_on(commit::prepare(dest, opts.mode))?;
-    let same_job = prepared.rolled_forward.iter().find(|r| {
-        r.source.export_id == export.id && r.format == opts.write.format && r.partition_by == opts.write.partition_by
-    });
-    if let Some(r) = same_job {
+    crate::write::spill::clean_stale(&opts.write.spill_dir);
+    let job = job_key(export, opts);
+    let prepared = rt.block_on(commit::prepare(dest, opts.mode, Some(&job)))?;
+    if let Some(r) = prepared.rolled_forward.first() {
         return Ok(Converted::Done(Box::new(ConvertSummary {
             run_id: r.run_id.clone(),
             destination: dest.url.clone(),
@@ -186,6 +186,11 @@ pub fn convert(
             }
         }
     }
+    // The last point to stop: once the commit starts it runs to its end.
+    if let Err(e) = crate::cancel::check() {
+        discard_staging(dest, &run_id, rt);
+        return Err(e);
+    }
     let partitions = partition_counts(&files);
     let rows: u64 = files.iter().map(|f| f.rows).sum();
     let record = CommitRecord {
@@ -222,6 +227,35 @@ pub fn convert(
         elapsed_seconds: started.elapsed().as_secs_f64(),
         peak_memory_bytes: peak_memory(),
     })))
+}
+
+/// What this conversion writes, to tell a rerun of it from another job.
+pub fn job_key(export: &Export, opts: &ConvertOptions) -> commit::JobKey {
+    commit::JobKey {
+        export_id: export.id.clone(),
+        format: opts.write.format,
+        partition_by: opts.write.partition_by.clone(),
+        mode: opts.mode,
+    }
+}
+
+/// Run `f` holding `dest`'s lease (see [`crate::write::lease`]): taken
+/// before anything is read from or written to the destination, released
+/// afterwards whether `f` succeeded or not. `break_lease` names a dead run
+/// whose lease may be taken over.
+pub fn with_lease<T>(
+    dest: &Location,
+    job: &str,
+    break_lease: Option<&str>,
+    rt: &tokio::runtime::Handle,
+    f: impl FnOnce(&lease::Lease) -> Result<T>,
+) -> Result<T> {
+    let held = rt.block_on(lease::acquire(dest, &commit::new_run_id(), job, break_lease))?;
+    let result = f(&held);
+    let released = rt.block_on(held.release());
+    let value = result?;
+    released?;
+    Ok(value)
 }
 
 /// Close the workers' files and write the partitions they spilled (on

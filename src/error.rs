@@ -73,6 +73,24 @@ pub enum Error {
     #[error("schema: {0}")]
     Schema(String),
 
+    /// Another run holds the destination's lease (see `write::lease`).
+    #[error("{0}")]
+    Locked(String),
+
+    /// A destination holds something this run must not touch or adopt (an
+    /// interrupted commit of another job); the message says how to recover.
+    #[error("{0}")]
+    Conflict(String),
+
+    /// The run was stopped by a signal (SIGINT, SIGTERM); what it staged was removed.
+    #[error("interrupted by {0}; nothing was committed")]
+    Interrupted(&'static str),
+
+    /// A row of a decoded batch cannot be written (`row` is its index in the
+    /// batch); the scan turns it into [`Error::Decode`] with the row's file and line.
+    #[error("row {row} at `{path}`: {message}")]
+    Row { row: usize, path: String, message: String },
+
     /// Arrow, Parquet or DataFusion failed.
     #[error("{context}: {message}")]
     Engine { context: String, message: String },

@@ -15,6 +15,7 @@
 //! The `dynolake` binary is a thin shell over [`cli`].
 
 pub mod alloc;
+pub mod cancel;
 pub mod cli;
 pub mod convert;
 pub mod ddl;

@@ -14,7 +14,7 @@ use arrow::array::RecordBatch;
 use serde::Serialize;
 
 use crate::decode::{DecodeOptions, DecodeStats, Envelope, Inferrer, ItemDecoder, Reject};
-use crate::error::{Error, Result};
+use crate::error::{Error, Position, Result};
 use crate::export::Export;
 use crate::read::{CHUNK, DataStream, check_facts};
 use crate::schema::Schema;
@@ -220,6 +220,15 @@ pub fn decode_file(
     }
     decoder.start_file(index, &name);
     let mut stream = DataStream::open(export, file, rt)?;
+    // A sink's complaint about a row names the row's file and line.
+    let mut on_batch = |b: RecordBatch, decoder: &ItemDecoder| {
+        on_batch(b).map_err(|e| match e {
+            Error::Row { row, path, message } => {
+                Error::Decode { position: Position { path, ..decoder.position_of_flushed(row) }, message }
+            }
+            e => e,
+        })
+    };
     loop {
         let n = stream.next_chunk(buf)?;
         if n == 0 {
@@ -230,7 +239,7 @@ pub fn decode_file(
             off += decoder.decode(&buf[off..n])?;
             if decoder.is_full()
                 && let Some(b) = decoder.flush()?
-                && !on_batch(b)?
+                && !on_batch(b, decoder)?
             {
                 return Ok(None);
             }
@@ -239,7 +248,7 @@ pub fn decode_file(
     }
     decoder.finish_file()?;
     if let Some(b) = decoder.flush()?
-        && !on_batch(b)?
+        && !on_batch(b, decoder)?
     {
         return Ok(None);
     }
@@ -281,7 +290,7 @@ fn scan_file<S: BatchSink>(
             if abort.load(Ordering::Relaxed) {
                 return Err(Error::Usage("stopped".into()));
             }
-            Ok(())
+            crate::cancel::check()
         },
     )?
     .expect("the sink never stops a file early");
@@ -320,17 +329,81 @@ pub struct InferRun {
     pub envelope: Option<Envelope>,
 }
 
+/// An inferred schema and what inference could not read.
+#[derive(Debug, Clone)]
+pub struct Inferred {
+    pub schema: Schema,
+    /// Malformed lines (the first [`crate::decode::MALFORMED_KEPT`]), left out of the schema.
+    pub malformed: Vec<crate::decode::Reject>,
+    pub malformed_lines: u64,
+    /// Values of attributes beyond the column cap (they go to the catch-all column).
+    pub over_cap: u64,
+}
+
 /// Infer an export's schema: every item on all workers, or the first N items
 /// (every worker reads from the start and infers its share of them).
+/// Malformed lines are left out (decoding rejects them with their position).
 pub fn infer_schema(
     export: &Export,
     rt: &tokio::runtime::Handle,
     run: &InferRun,
     progress: &Progress,
 ) -> Result<Schema> {
+    infer_schema_report(export, rt, run, progress).map(|i| i.schema)
+}
+
+/// [`infer_schema`], with what could not be read. A missing data file is an
+/// error. Malformed lines never shape the schema: what such a line showed
+/// before its fault is counted on the first pass, so when there are any, the
+/// lines read are inferred again without them (a second read, only then).
+pub fn infer_schema_report(
+    export: &Export,
+    rt: &tokio::runtime::Handle,
+    run: &InferRun,
+    progress: &Progress,
+) -> Result<Inferred> {
+    if let Some(f) = export.files.iter().find(|f| f.size.is_none()) {
+        return Err(Error::Verify(format!("{}: data file is missing", export.display(f))));
+    }
+    let mut pass = infer_pass(export, rt, run, progress, &Default::default())?;
+    if pass.malformed_lines > 0 && pass.malformed_at.len() as u64 == pass.malformed_lines {
+        let skip = pass.malformed_at.iter().copied().collect();
+        let again = infer_pass(export, rt, run, &Progress::default(), &skip)?;
+        pass.stats = again.stats;
+    }
+    let mut schema = pass.stats.schema(&run.options);
+    schema.table = Some(export.table_name().to_string());
+    schema.inferred_from = Some(match run.sample {
+        Some(n) => format!("sample:{n}"),
+        None => "exact".into(),
+    });
+    pass.malformed.sort_by(|a, b| (&a.position.file, a.position.line).cmp(&(&b.position.file, b.position.line)));
+    Ok(Inferred {
+        schema,
+        malformed: pass.malformed,
+        malformed_lines: pass.malformed_lines,
+        over_cap: pass.stats.over_cap,
+    })
+}
+
+struct Pass {
+    stats: TableStats,
+    malformed: Vec<crate::decode::Reject>,
+    malformed_lines: u64,
+    malformed_at: Vec<(usize, u64)>,
+}
+
+fn infer_pass(
+    export: &Export,
+    rt: &tokio::runtime::Handle,
+    run: &InferRun,
+    progress: &Progress,
+    skip: &std::collections::HashSet<(usize, u64)>,
+) -> Result<Pass> {
     let envelope = run.envelope.unwrap_or(Envelope::Item);
     let next = AtomicUsize::new(0);
-    let merged: Mutex<TableStats> = Mutex::new(TableStats::default());
+    let merged: Mutex<Pass> =
+        Mutex::new(Pass { stats: TableStats::default(), malformed: Vec::new(), malformed_lines: 0, malformed_at: Vec::new() });
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let jobs = run.jobs.max(1);
     // A sample is the first lines in manifest order: each worker reads from the
@@ -342,6 +415,7 @@ pub fn infer_schema(
             let (order, next, merged, first_error) = (&order, &next, &merged, &first_error);
             s.spawn(move || {
                 let mut inf = Inferrer::new(&run.options, envelope);
+                inf.skip = skip.clone();
                 let mut own_next = 0;
                 if let Some(n) = run.sample {
                     let (w, jobs) = (w as u64, jobs as u64);
@@ -361,9 +435,6 @@ pub fn infer_schema(
                     };
                     let Some(&i) = order.get(slot) else { break };
                     let file = &export.files[i];
-                    if file.size.is_none() {
-                        continue; // reported by verification
-                    }
                     let r = (|| -> Result<()> {
                         let name = export.display(file);
                         inf.start_file(i, &name);
@@ -376,6 +447,7 @@ pub fn infer_schema(
                             }
                             inf.feed(&buf[..n])?;
                             progress.uncompressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                            crate::cancel::check()?;
                         }
                         inf.finish_file()?;
                         progress.items.fetch_add(inf.stats.items - before, Ordering::Relaxed);
@@ -387,21 +459,19 @@ pub fn infer_schema(
                         return;
                     }
                 }
-                merged.lock().unwrap().merge(std::mem::take(&mut inf.stats));
+                let mut m = merged.lock().unwrap();
+                m.stats.merge(std::mem::take(&mut inf.stats));
+                m.malformed_lines += inf.malformed_lines;
+                m.malformed.append(&mut inf.malformed);
+                m.malformed.truncate(crate::decode::MALFORMED_KEPT);
+                m.malformed_at.append(&mut inf.malformed_at);
             });
         }
     });
     if let Some(e) = first_error.into_inner().unwrap() {
         return Err(e);
     }
-    let stats = merged.into_inner().unwrap();
-    let mut schema = stats.schema(&run.options);
-    schema.table = Some(export.table_name().to_string());
-    schema.inferred_from = Some(match run.sample {
-        Some(n) => format!("sample:{n}"),
-        None => "exact".into(),
-    });
-    Ok(schema)
+    Ok(merged.into_inner().unwrap())
 }
 
 /// A sink that keeps every batch (for tests and small exports).

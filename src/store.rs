@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::local::LocalFileSystem;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use object_store::{CredentialProvider, ObjectStore};
 
 use crate::error::{Error, Result};
@@ -117,6 +117,17 @@ impl Location {
     }
 }
 
+/// `base/rel` for a relative path dynolake made (`status=A%2FB/part-….parquet`):
+/// segments are taken as they are, not percent-encoded again (`Path::join`
+/// would turn a Hive escape `%2F` into `%252F`). A segment object_store
+/// cannot hold as it is (`..`, a control character) is encoded instead.
+pub fn join_rel(base: &Path, rel: &str) -> Path {
+    rel.split('/').filter(|p| !p.is_empty()).fold(base.clone(), |p, part| match PathPart::parse(part) {
+        Ok(part) => p.join(part),
+        Err(_) => p.join(part),
+    })
+}
+
 /// Lexically remove `.` and `..` so that prefixes compare as users expect.
 fn normalize(p: &std::path::Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -141,6 +152,7 @@ async fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
             builder = builder.with_allow_http(true);
         }
     }
+    builder = builder.with_retry(retry_config());
     let have_env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
     let have_region = std::env::var_os("AWS_REGION").is_some() || std::env::var_os("AWS_DEFAULT_REGION").is_some();
     if !have_env_keys || !have_region {
@@ -155,6 +167,26 @@ async fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
     }
     let store = builder.build().map_err(|e| Error::store(format!("configuring S3 for bucket `{bucket}`"), e))?;
     Ok(Arc::new(store))
+}
+
+/// How S3 requests are retried. Throttling (503 SlowDown), server errors
+/// (5xx), connection resets, timeouts and bodies cut short are retried, the
+/// latter resuming a download where it stopped (object_store checks the ETag
+/// so a changed object is never stitched together). Backoff starts at 100 ms
+/// and doubles (with jitter) up to 15 s; a request gives up after
+/// `DYNOLAKE_S3_MAX_RETRIES` retries (10) or `DYNOLAKE_S3_RETRY_TIMEOUT`
+/// seconds (180), and the error then names the object.
+pub fn retry_config() -> object_store::RetryConfig {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_secs(15),
+            base: 2.0,
+        },
+        max_retries: env("DYNOLAKE_S3_MAX_RETRIES").unwrap_or(10) as usize,
+        retry_timeout: std::time::Duration::from_secs(env("DYNOLAKE_S3_RETRY_TIMEOUT").unwrap_or(180)),
+    }
 }
 
 /// Bridges the `aws-config` credential chain into `object_store`.

@@ -51,6 +51,12 @@ pub struct DecodeArgs {
     /// An M with more distinct keys than this becomes a map column
     #[arg(long, default_value_t = 100)]
     pub map_threshold: usize,
+    /// At most this many top-level columns; further attributes go to the _extra column, counted
+    #[arg(long, default_value_t = crate::schema::infer::DEFAULT_MAX_COLUMNS)]
+    pub max_columns: usize,
+    /// Refuse lines longer than this many bytes, naming the file and line (DynamoDB items are at most 400 KB)
+    #[arg(long, default_value_t = crate::schema::infer::DEFAULT_MAX_LINE_BYTES, value_name = "BYTES")]
+    pub max_line_bytes: usize,
 }
 
 impl DecodeArgs {
@@ -59,17 +65,32 @@ impl DecodeArgs {
         if let Some(p) = &self.schema {
             return Schema::load(p);
         }
+        self.infer(export, rt, jobs, quiet).map(|i| i.schema)
+    }
+
+    /// Infer the schema, with what could not be read.
+    pub fn infer(
+        &self,
+        export: &Export,
+        rt: &tokio::runtime::Runtime,
+        jobs: usize,
+        quiet: bool,
+    ) -> Result<crate::scan::Inferred> {
         let progress = Arc::new(Progress::default());
         let bar = items_bar(export, quiet, "inferring schema");
         let ticker = tick(&bar, &progress);
         let run = crate::scan::InferRun { options: self.infer_options(), sample: self.sample, jobs, envelope: None };
-        let r = crate::scan::infer_schema(export, rt.handle(), &run, &progress);
+        let r = crate::scan::infer_schema_report(export, rt.handle(), &run, &progress);
         ticker.stop();
         r
     }
 
     pub fn infer_options(&self) -> crate::schema::infer::InferOptions {
-        crate::schema::infer::InferOptions { map_threshold: self.map_threshold }
+        crate::schema::infer::InferOptions {
+            map_threshold: self.map_threshold,
+            max_columns: self.max_columns,
+            max_line_bytes: self.max_line_bytes,
+        }
     }
 
     /// A first schema from the first `items` items, to be checked against the

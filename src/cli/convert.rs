@@ -75,6 +75,10 @@ pub struct Args {
     /// MiB each worker may hold in row groups being built, output buffers and rows waiting to be spilled
     #[arg(long, default_value_t = 96, value_name = "MIB")]
     worker_memory: usize,
+    /// Take over the destination's lease from this run, which you know to be dead (its id is in the message
+    /// that refused the destination); a dead run of this machine is detected without it
+    #[arg(long, value_name = "RUN")]
+    break_lease: Option<String>,
     /// No progress bar or summary
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -83,13 +87,33 @@ pub struct Args {
     json: bool,
 }
 
+impl Args {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+}
+
 pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
+    crate::cancel::install(rt);
     let export = a.source.open(rt)?;
-    let jobs = a.source.jobs();
-    let quiet = a.quiet || a.json;
     let dest = rt.block_on(Location::parse(&a.dest))?;
     parse_compression(&a.compression)?; // before any reading
-    let dataset = dataset_schema(&a, &dest, rt)?;
+    let job = format!("convert of export {} into {}", export.id, a.format.extension());
+    let s = crate::convert::with_lease(&dest, &job, a.break_lease.as_deref(), rt.handle(), |held| {
+        if let (Some(old), false) = (&held.took_over, a.quiet || a.json) {
+            eprintln!("took over the lease of dead run {} ({}, pid {})", old.run_id, old.host, old.pid);
+        }
+        run_leased(&a, &export, &dest, rt)
+    })?;
+    report(&a, &s);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The conversion, holding the destination's lease.
+fn run_leased(a: &Args, export: &Export, dest: &Location, rt: &tokio::runtime::Runtime) -> crate::Result<ConvertSummary> {
+    let jobs = a.source.jobs();
+    let quiet = a.quiet || a.json;
+    let dataset = dataset_schema(a, dest, rt)?;
     // Without a schema file, one read usually does: decode with the schema of
     // the first items while gathering the statistics of all of them, and read
     // again only if the exact schema turns out different. (--strict must judge
@@ -97,28 +121,25 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let single_read = dataset.is_none() && a.decode.schema.is_none() && a.decode.sample.is_none() && !a.strict;
     let first_try = match single_read {
         true => {
-            let schema = a.decode.infer_first(&export, rt, a.first_items.max(1), jobs, quiet)?;
+            let schema = a.decode.infer_first(export, rt, a.first_items.max(1), jobs, quiet)?;
             // A partition column the first items lack may be in the exact schema: then read that way.
-            options(&a, &export, &schema, jobs, true).ok().map(|opts| (schema, opts))
+            options(a, export, &schema, jobs, true).ok().map(|opts| (schema, opts))
         }
         false => None,
     };
-    let result = match (first_try, dataset) {
-        (Some((schema, opts)), _) => match convert_with(&a, &export, &schema, &dest, &opts, rt)? {
+    match (first_try, dataset) {
+        (Some((schema, opts)), _) => match convert_with(a, export, &schema, dest, &opts, rt)? {
             Converted::Done(s) => Ok(*s),
             Converted::SchemaDiffers(reason) => {
                 if !quiet {
                     eprintln!("{reason}; reading the export again with the exact schema");
                 }
-                exact_run(&a, &export, &dest, jobs, rt)
+                exact_run(a, export, dest, jobs, rt)
             }
         },
-        (None, Some(schema)) => run_with(&a, &export, &schema, &dest, jobs, rt),
-        (None, None) => exact_run(&a, &export, &dest, jobs, rt),
-    };
-    let s = result?;
-    report(&a, &s);
-    Ok(ExitCode::SUCCESS)
+        (None, Some(schema)) => run_with(a, export, &schema, dest, jobs, rt),
+        (None, None) => exact_run(a, export, dest, jobs, rt),
+    }
 }
 
 /// `--mode append` without `--schema` onto a dataset: the schema of its last

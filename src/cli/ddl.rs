@@ -84,6 +84,9 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let commits = rt.block_on(commit::read_commits(&loc))?;
     let mut out = String::new();
     if let Some(last) = commits.last() {
+        for w in rt.block_on(commit::unfinished(&loc))? {
+            eprintln!("warning: {w}");
+        }
         let schema = Schema::from_file_str("commit record", &last.schema.to_string())?;
         let partitions: Vec<BTreeMap<String, Option<String>>> =
             commits.iter().flat_map(|c| c.files.iter().map(|f| f.partition.clone())).collect();

@@ -29,7 +29,7 @@ pub struct Args {
     verify: bool,
     /// Machine-readable output
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 pub fn run(args: Args, rt: &tokio::runtime::Runtime) -> CliResult {
@@ -178,7 +178,9 @@ fn details(e: &Export, report: Option<&VerifyReport>) -> String {
                 human_bytes(r.uncompressed_bytes)
             ));
         } else {
-            for p in r.problems.iter().filter(|p| !e.manifest_problems.contains(p)) {
+            // A set: an export can list a million missing files.
+            let shown: std::collections::HashSet<&str> = e.manifest_problems.iter().map(String::as_str).collect();
+            for p in r.problems.iter().filter(|p| !shown.contains(p.as_str())) {
                 out.push_str(&format!("FAILED       {p}\n"));
             }
         }

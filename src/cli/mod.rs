@@ -9,6 +9,7 @@ mod convert;
 mod ddl;
 mod generate;
 mod inspect;
+mod recover;
 mod schema;
 mod sql;
 
@@ -33,6 +34,7 @@ enum Command {
     Sql(sql::Args),
     Ddl(ddl::Args),
     Generate(generate::Args),
+    Recover(recover::Args),
 }
 
 /// A failure the CLI reports: the error and its exit status.
@@ -44,7 +46,9 @@ pub struct Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let code = match &e {
-            Error::Usage(_) | Error::NotFound(_) => 2,
+            Error::Usage(_) | Error::NotFound(_) | Error::Conflict(_) => 2,
+            Error::Locked(_) => 3,
+            Error::Interrupted(signal) => crate::cancel::exit_code(signal),
             _ => 1,
         };
         Failure { error: e.into(), code }
@@ -64,6 +68,12 @@ pub type CliResult = Result<ExitCode, Failure>;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Convert(a) => a.json(),
+        Command::Inspect(a) => a.json,
+        Command::Recover(a) => a.json(),
+        _ => false,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -78,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Sql(a) => sql::run(a, &rt),
         Command::Ddl(a) => ddl::run(a, &rt),
         Command::Generate(a) => generate::run(a),
+        Command::Recover(a) => recover::run(a, &rt),
     };
     match result {
         Ok(code) => code,
@@ -85,13 +96,37 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&f.error) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {}", f.error);
-            for cause in f.error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            let (message, causes) = error_lines(&f.error);
+            if json {
+                let v = serde_json::json!({ "error": message, "causes": causes, "exit_code": f.code });
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            } else {
+                eprintln!("error: {message}");
+                for cause in causes {
+                    eprintln!("  caused by: {cause}");
+                }
             }
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The error's message and the causes that add something: a cause whose
+/// text is already part of what was said (errors that print their source, and
+/// sources that wrap the same message again) is left out.
+fn error_lines(e: &anyhow::Error) -> (String, Vec<String>) {
+    let message = e.to_string();
+    let mut said = message.clone();
+    let mut causes = Vec::new();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            said.push('\n');
+            said.push_str(&text);
+            causes.push(text);
+        }
+    }
+    (message, causes)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

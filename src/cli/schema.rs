@@ -33,7 +33,11 @@ pub struct Args {
 
 pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let export = a.source.open(rt)?;
-    let schema = a.decode.schema(&export, rt, a.source.jobs(), a.quiet || a.json)?;
+    let inferred = match &a.decode.schema {
+        Some(p) => crate::scan::Inferred { schema: Schema::load(p)?, malformed: vec![], malformed_lines: 0, over_cap: 0 },
+        None => a.decode.infer(&export, rt, a.source.jobs(), a.quiet || a.json)?,
+    };
+    let schema = &inferred.schema;
     if let Some(p) = &a.output {
         if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display().to_string(), e))?;
@@ -46,7 +50,27 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     if a.json {
         print!("{}", schema.to_file_string());
     } else if a.output.is_none() || !a.quiet {
-        print!("{}", render(&schema));
+        print!("{}", render(schema));
+    }
+    if inferred.over_cap > 0 {
+        eprintln!(
+            "note: {} value(s) of attributes beyond --max-columns ({}) are left to the {} column",
+            inferred.over_cap, a.decode.max_columns, schema.catch_all
+        );
+    }
+    if inferred.malformed_lines > 0 {
+        for r in &inferred.malformed {
+            eprintln!("malformed: {}: {}", r.position, r.reason);
+        }
+        let more = inferred.malformed_lines - inferred.malformed.len() as u64;
+        if more > 0 {
+            eprintln!("malformed: … and {more} more line(s)");
+        }
+        return Err(Error::Verify(format!(
+            "{} line(s) could not be read and are not in the schema above (its item count leaves them out)",
+            inferred.malformed_lines
+        ))
+        .into());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -84,11 +84,16 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let interactive = a.execute.is_empty() && a.file.is_empty();
     for spec in &a.tables {
         let (name, kind) = register(&ctx, spec, &opts, rt)?;
+        if let TableKind::Dataset { unfinished, .. } = &kind {
+            for w in unfinished {
+                eprintln!("warning: {w}");
+            }
+        }
         if interactive && !a.quiet {
             let what = match kind {
                 TableKind::Export { export_id } => format!("DynamoDB export {export_id}"),
-                TableKind::Dataset { partitions } if partitions.is_empty() => "dataset".to_string(),
-                TableKind::Dataset { partitions } | TableKind::Parquet { partitions } if !partitions.is_empty() => {
+                TableKind::Dataset { partitions, .. } if partitions.is_empty() => "dataset".to_string(),
+                TableKind::Dataset { partitions, .. } | TableKind::Parquet { partitions } if !partitions.is_empty() => {
                     format!("Parquet, partitioned by {}", partitions.join(", "))
                 }
                 _ => "Parquet".to_string(),

@@ -134,6 +134,11 @@ pub struct Reject {
     pub line: String,
 }
 
+/// Attribute names counted one by one in [`DecodeStats::extra_by_attribute`];
+/// the values of further names are counted together under [`OTHER_ATTRIBUTES`].
+pub const EXTRA_NAMES_KEPT: usize = 1000;
+pub const OTHER_ATTRIBUTES: &str = "(other attributes)";
+
 /// What decoding found, beyond the rows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DecodeStats {
@@ -211,6 +216,9 @@ pub struct ItemDecoder {
     extra_wanted: bool,
     extra_row: Vec<u8>,
     rows: usize,
+    /// The line of each buffered row, and of each row of the last batch flushed.
+    row_lines: Vec<u64>,
+    flushed_lines: Vec<u64>,
     carry: Vec<u8>,
     file: String,
     file_index: usize,
@@ -252,6 +260,8 @@ impl ItemDecoder {
             extra_wanted,
             extra_row: Vec::new(),
             rows: 0,
+            row_lines: Vec::new(),
+            flushed_lines: Vec::new(),
             carry: Vec::new(),
             file: String::new(),
             file_index: 0,
@@ -320,12 +330,17 @@ impl ItemDecoder {
             return Ok(0);
         }
         let mut carry = std::mem::take(&mut self.carry);
-        let r = lines::for_each_line(&mut carry, buf, |line| {
+        let max = self.opts.infer.max_line_bytes;
+        let r = lines::for_each_line(&mut carry, buf, max, |line| {
             self.line(line)?;
             Ok(!self.is_full())
         });
         self.carry = carry;
-        r
+        match r? {
+            Ok(n) => Ok(n),
+            // `line` counted the lines framed before the long one.
+            Err(_) => Err(lines::too_long(&self.file, self.line + 1, max)),
+        }
     }
 
     /// The data file ended: decode a last line without a newline.
@@ -352,9 +367,16 @@ impl ItemDecoder {
             self.order.iter().map(|&i| if i == n { self.extra.finish() } else { self.columns[i].finish() }).collect();
         let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
+        std::mem::swap(&mut self.row_lines, &mut self.flushed_lines);
+        self.row_lines.clear();
         RecordBatch::try_new_with_options(self.arrow_schema.clone(), arrays, &opts)
             .map(Some)
             .map_err(|e| Error::engine(format!("building a batch from {}", self.file), e))
+    }
+
+    /// Where a row of the last batch flushed came from: its data file and line.
+    pub fn position_of_flushed(&self, row: usize) -> Position {
+        Position { file: self.file.clone(), line: self.flushed_lines.get(row).copied().unwrap_or(0), path: String::new() }
     }
 
     /// Lines that could not be decoded since the last call.
@@ -376,6 +398,7 @@ impl ItemDecoder {
         match self.item(line) {
             Ok(()) => {
                 self.rows += 1;
+                self.row_lines.push(self.line);
                 self.stats.items += 1;
                 Ok(())
             }
@@ -536,11 +559,15 @@ impl ItemDecoder {
         self.extra_row.push(b':');
         self.extra_row.extend_from_slice(raw);
         self.stats.extra_values += 1;
-        match self.stats.extra_by_attribute.get_mut(name.as_ref()) {
-            Some(n) => *n += 1,
-            None => {
-                self.stats.extra_by_attribute.insert(name.into_owned(), 1);
-            }
+        let counts = &mut self.stats.extra_by_attribute;
+        if let Some(n) = counts.get_mut(name.as_ref()) {
+            *n += 1;
+        } else if counts.len() >= EXTRA_NAMES_KEPT {
+            // Counted by name up to a point: items with ever new attribute
+            // names must not grow this without bound.
+            *counts.entry(OTHER_ATTRIBUTES.into()).or_default() += 1;
+        } else {
+            counts.insert(name.into_owned(), 1);
         }
     }
 
@@ -568,7 +595,21 @@ pub struct Inferrer {
     pub lines: Option<std::ops::Range<u64>>,
     /// Non-blank lines seen, across files.
     nonblank: u64,
+    /// Lines that could not be read (the first [`MALFORMED_KEPT`] of them;
+    /// `malformed_lines` counts all). What such a line showed up to its fault
+    /// went into `stats`: infer again with them in `skip` for a clean schema.
+    pub malformed: Vec<Reject>,
+    pub malformed_lines: u64,
+    /// Where the malformed lines are (file index, line), up to [`MALFORMED_SKIPPABLE`].
+    pub malformed_at: Vec<(usize, u64)>,
+    /// Lines to leave out, by (file index, line).
+    pub skip: std::collections::HashSet<(usize, u64)>,
 }
+
+/// How many malformed lines an [`Inferrer`] keeps with their reasons.
+pub const MALFORMED_KEPT: usize = 100;
+/// How many malformed lines' positions it keeps, to infer again without them.
+pub const MALFORMED_SKIPPABLE: usize = 100_000;
 
 impl Inferrer {
     pub fn new(opts: &InferOptions, envelope: Envelope) -> Self {
@@ -583,6 +624,10 @@ impl Inferrer {
             key: Vec::new(),
             lines: None,
             nonblank: 0,
+            malformed: Vec::new(),
+            malformed_lines: 0,
+            malformed_at: Vec::new(),
+            skip: Default::default(),
         }
     }
 
@@ -603,12 +648,16 @@ impl Inferrer {
             return Ok(());
         }
         let mut carry = std::mem::take(&mut self.carry);
-        let r = lines::for_each_line(&mut carry, buf, |line| {
+        let max = self.walk.opts.max_line_bytes;
+        let r = lines::for_each_line(&mut carry, buf, max, |line| {
             self.line(line)?;
             Ok(!self.done())
         });
         self.carry = carry;
-        r.map(|_| ())
+        match r? {
+            Ok(_) => Ok(()),
+            Err(_) => Err(lines::too_long(&self.file, self.line + 1, max)),
+        }
     }
 
     pub fn finish_file(&mut self) -> Result<()> {
@@ -629,12 +678,28 @@ impl Inferrer {
         if self.lines.as_ref().is_some_and(|r| self.nonblank <= r.start) {
             return Ok(()); // before this inferrer's share of the sample
         }
-        // Malformed lines are left for the decoding pass to reject with their
-        // position. What such a line showed before the fault still counts: at
-        // worst a column that holds only nulls, never a lost value.
+        if !self.skip.is_empty() && self.skip.contains(&(self.file_index, self.line)) {
+            return Ok(());
+        }
+        // A malformed line is recorded with its position; what it showed
+        // before the fault is in the statistics, so whoever needs a clean
+        // schema infers again skipping it (see `scan::infer_schema`).
         let mut stats = std::mem::take(&mut self.stats);
-        if self.infer_line(line, &mut stats).is_ok() {
-            stats.items += 1;
+        match self.infer_line(line, &mut stats) {
+            Ok(()) => stats.items += 1,
+            Err(e) => {
+                self.malformed_lines += 1;
+                if self.malformed_at.len() < MALFORMED_SKIPPABLE {
+                    self.malformed_at.push((self.file_index, self.line));
+                }
+                if self.malformed.len() < MALFORMED_KEPT {
+                    self.malformed.push(Reject {
+                        position: Position { file: self.file.clone(), line: self.line, path: e.path() },
+                        reason: format!("{} (byte {})", e.message, e.offset + 1),
+                        line: String::from_utf8_lossy(&line[..line.len().min(1024)]).into_owned(),
+                    });
+                }
+            }
         }
         self.stats = stats;
         Ok(())
@@ -668,8 +733,8 @@ impl Inferrer {
                 let name = std::str::from_utf8(&self.key).unwrap_or_default();
                 let order = order_key(self.file_index, self.line, pos);
                 self.walk.order = order;
-                let s = into.attr(name, order);
-                self.walk.value(&mut cur, Some(s), 1)?;
+                let s = into.attr_capped(name, order, self.walk.opts.max_columns);
+                self.walk.value(&mut cur, s, 1)?;
                 pos += 1;
             }
         }

@@ -9,7 +9,6 @@
 pub mod verify;
 
 use std::io::{self, Read};
-use std::sync::mpsc;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -31,14 +30,17 @@ pub fn open_compressed(export: &Export, file: &DataFile, rt: &tokio::runtime::Ha
         let f = std::fs::File::open(&p).map_err(|e| Error::io(name, e))?;
         return Ok(Box::new(f));
     }
-    let (tx, rx) = mpsc::sync_channel::<io::Result<Bytes>>(4);
+    // The download task must never block a runtime thread: a blocking send
+    // into a full channel would park the runtime's workers while the readers
+    // of those channels wait on other S3 requests (uploads) that need them.
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     let store = export.location.store.clone();
     let path = file.path.clone();
     rt.spawn(async move {
         let result = match store.get(&path).await {
             Ok(r) => r,
             Err(e) => {
-                let _ = tx.send(Err(io::Error::other(format!("{e}"))));
+                let _ = tx.send(Err(io::Error::other(format!("{e}")))).await;
                 return;
             }
         };
@@ -47,7 +49,7 @@ pub fn open_compressed(export: &Export, file: &DataFile, rt: &tokio::runtime::Ha
             let msg = chunk.map_err(|e| io::Error::other(format!("{e}")));
             let failed = msg.is_err();
             // A receiver that went away stops the download.
-            if tx.send(msg).is_err() || failed {
+            if tx.send(msg).await.is_err() || failed {
                 return;
             }
         }
@@ -56,17 +58,18 @@ pub fn open_compressed(export: &Export, file: &DataFile, rt: &tokio::runtime::Ha
 }
 
 struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
-            match self.rx.recv() {
-                Ok(Ok(b)) => self.current = b,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+            // Readers are plain threads, never runtime tasks.
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len());

@@ -77,11 +77,23 @@ impl Desc {
 pub struct InferOptions {
     /// An `M` with more distinct keys than this becomes a map.
     pub map_threshold: usize,
+    /// At most this many top-level columns: attributes beyond them (in order
+    /// of first appearance) go to the catch-all column, counted. An item with
+    /// 10⁵ attributes would otherwise make 10⁵ column builders.
+    pub max_columns: usize,
+    /// Lines longer than this are refused with their file and line, so one
+    /// line without a newline cannot take unbounded memory. DynamoDB items
+    /// are at most 400 KB; their DynamoDB JSON can be several times that
+    /// (`{"NULL":true}` for a 1-byte list element).
+    pub max_line_bytes: usize,
 }
+
+pub const DEFAULT_MAX_COLUMNS: usize = 10_000;
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
 
 impl Default for InferOptions {
     fn default() -> Self {
-        InferOptions { map_threshold: 100 }
+        InferOptions { map_threshold: 100, max_columns: DEFAULT_MAX_COLUMNS, max_line_bytes: DEFAULT_MAX_LINE_BYTES }
     }
 }
 
@@ -367,9 +379,20 @@ fn fields_with_reserved(
 pub struct TableStats {
     pub items: u64,
     pub attrs: HashMap<String, Stats>,
+    /// Values of attributes left out by the column cap.
+    pub over_cap: u64,
 }
 
 impl TableStats {
+    /// Like [`attr`](Self::attr), but `None` for an attribute new beyond `max` columns.
+    pub fn attr_capped(&mut self, name: &str, order: u64, max: usize) -> Option<&mut Stats> {
+        if self.attrs.len() >= max && !self.attrs.contains_key(name) {
+            self.over_cap += 1;
+            return None;
+        }
+        Some(self.attr(name, order))
+    }
+
     pub fn attr(&mut self, name: &str, order: u64) -> &mut Stats {
         // Look up before inserting: the common case must not allocate the key.
         if !self.attrs.contains_key(name) {
@@ -382,6 +405,7 @@ impl TableStats {
 
     pub fn merge(&mut self, o: TableStats) {
         self.items += o.items;
+        self.over_cap += o.over_cap;
         for (k, s) in o.attrs {
             match self.attrs.get_mut(&k) {
                 Some(x) => x.merge(s),
@@ -396,7 +420,18 @@ impl TableStats {
     pub fn schema(&self, opts: &InferOptions) -> Schema {
         let mut taken = HashSet::new();
         taken.insert(super::CATCH_ALL.to_string());
-        let mut s = Schema::new(fields_with_reserved(&self.attrs, self.items, opts, &mut taken));
+        // Workers cap their columns separately: cap the union the same way
+        // (the first attributes to appear), the rest go to the catch-all.
+        let capped: HashMap<String, Stats>;
+        let attrs = if self.attrs.len() > opts.max_columns {
+            let mut by_order: Vec<(&String, &Stats)> = self.attrs.iter().collect();
+            by_order.sort_by_key(|(k, s)| (s.order, k.as_str()));
+            capped = by_order.into_iter().take(opts.max_columns).map(|(k, s)| (k.clone(), s.clone())).collect();
+            &capped
+        } else {
+            &self.attrs
+        };
+        let mut s = Schema::new(fields_with_reserved(attrs, self.items, opts, &mut taken));
         s.items = self.items;
         s
     }

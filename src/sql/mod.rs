@@ -6,6 +6,7 @@
 //! are discovered). Tables are named after the export's table or the
 //! dataset's folder, made safe, or as the user says with `name=location`.
 
+mod committed;
 mod export_table;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::{SessionConfig, SessionContext};
+pub use committed::CommittedView;
 pub use export_table::{ExportExec, ExportTable};
 
 use crate::error::{Error, Result};
@@ -22,6 +24,8 @@ use crate::scan::{InferRun, Progress, infer_schema};
 use crate::schema::{Schema, names::safe_name};
 use crate::store::{Location, LocationKind};
 use crate::write::commit;
+use crate::write::partition::HIVE_NULL;
+use datafusion::catalog::TableProvider;
 
 /// How to register tables.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +47,9 @@ pub fn session(jobs: usize) -> SessionContext {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableKind {
     Export { export_id: String },
-    Dataset { partitions: Vec<String> },
+    /// `unfinished`: what the reader should know (a commit under way or
+    /// interrupted): only committed files are read.
+    Dataset { partitions: Vec<String>, unfinished: Vec<String> },
     Parquet { partitions: Vec<String> },
 }
 
@@ -77,6 +83,7 @@ pub fn register(
                     let run = InferRun {
                         options: crate::schema::infer::InferOptions {
                             map_threshold: opts.map_threshold.unwrap_or(100),
+                            ..Default::default()
                         },
                         sample: opts.sample,
                         jobs: opts.jobs,
@@ -117,11 +124,15 @@ pub fn register(
             })
             .collect();
         let names = cols.iter().map(|c| c.0.clone()).collect();
-        (cols, TableKind::Dataset { partitions: names })
+        let unfinished = rt.block_on(commit::unfinished(&loc))?;
+        (cols, TableKind::Dataset { partitions: names, unfinished })
     } else {
         (Vec::new(), TableKind::Parquet { partitions: Vec::new() })
     };
-    let table_url = listing_url(&loc, partition_cols.is_empty() && matches!(kind, TableKind::Dataset { .. }))?;
+    let table_url = match kind {
+        TableKind::Dataset { .. } => committed_url(ctx, &loc, &commits)?,
+        _ => listing_url(&loc)?,
+    };
     let state = ctx.state();
     let mut options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let kind = match kind {
@@ -133,7 +144,10 @@ pub fn register(
             TableKind::Parquet { partitions: found }
         }
         k => {
-            options = options.with_table_partition_cols(partition_cols);
+            // As text here: the Hive null directory must read as NULL, which a
+            // typed column cannot parse (see `null_partitions`).
+            let as_text = partition_cols.iter().map(|(n, _)| (n.clone(), DataType::Utf8)).collect();
+            options = options.with_table_partition_cols(as_text);
             k
         }
     };
@@ -141,19 +155,67 @@ pub fn register(
         .block_on(options.infer_schema(&state, &table_url))
         .map_err(|e| Error::NotFound(format!("{} is neither a DynamoDB export nor a Parquet dataset: {e}", loc.url)))?;
     let config = ListingTableConfig::new(table_url).with_listing_options(options).with_schema(schema);
-    let table = ListingTable::try_new(config).map_err(|e| Error::engine("opening the dataset", e))?;
+    let table: Arc<dyn TableProvider> =
+        Arc::new(ListingTable::try_new(config).map_err(|e| Error::engine("opening the dataset", e))?);
+    let table = match kind {
+        TableKind::Dataset { .. } => null_partitions(ctx, table, &partition_cols)
+            .map_err(|e| Error::engine(format!("opening the dataset {}", loc.url), e))?,
+        _ => table,
+    };
     let name = name.unwrap_or_else(base_name);
-    ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering", e))?;
+    ctx.register_table(name.as_str(), table).map_err(|e| Error::engine("registering", e))?;
     Ok((name, kind))
 }
 
-/// The listing URL of a dataset folder. An unpartitioned dynolake dataset keeps its
-/// committed files at the top level, so only those are listed (never `_temporary/`).
-fn listing_url(loc: &Location, top_level_only: bool) -> Result<ListingTableUrl> {
-    let base = match &loc.kind {
+/// The dataset with its partition columns typed, and the Hive null
+/// directory (`__HIVE_DEFAULT_PARTITION__`) read as NULL, as Hive and Athena
+/// read it. Filters on the partition columns still prune directories: the
+/// expression references only them.
+fn null_partitions(
+    ctx: &SessionContext,
+    table: Arc<dyn TableProvider>,
+    typed: &[(String, DataType)],
+) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+    use datafusion::common::{Column, ScalarValue};
+    use datafusion::logical_expr::{Expr, cast, lit, when};
+    let df = ctx.read_table(table)?;
+    let exprs = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = Expr::Column(Column::from_name(f.name()));
+            match typed.iter().find(|(n, _)| n == f.name()) {
+                Some((n, ty)) => Ok(when(c.clone().eq(lit(HIVE_NULL)), lit(ScalarValue::try_from(ty)?))
+                    .otherwise(cast(c, ty.clone()))?
+                    .alias(n)),
+                None => Ok(c),
+            }
+        })
+        .collect::<datafusion::error::Result<Vec<Expr>>>()?;
+    Ok(df.select(exprs)?.into_view())
+}
+
+/// The listing URL of a Parquet folder.
+fn listing_url(loc: &Location) -> Result<ListingTableUrl> {
+    let s = match &loc.kind {
         LocationKind::S3 { bucket } => format!("s3://{bucket}/{}/", loc.prefix),
         LocationKind::Local => format!("/{}/", loc.prefix),
     };
-    let s = if top_level_only { format!("{base}*.parquet") } else { base };
     ListingTableUrl::parse(&s).map_err(|e| Error::Usage(format!("{}: {e}", loc.url)))
+}
+
+/// The listing URL of a dataset: the same folder seen through a
+/// [`CommittedView`] of its commit records, registered under a URL of its own.
+fn committed_url(ctx: &SessionContext, loc: &Location, commits: &[commit::CommitRecord]) -> Result<ListingTableUrl> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let host = format!("dataset{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let files = commits.iter().flat_map(|c| &c.files).map(|f| {
+        f.path.split('/').filter(|p| !p.is_empty()).fold(loc.prefix.clone(), |p, part| p.join(part))
+    });
+    let view = CommittedView::new(loc.store.clone(), files);
+    let base = url::Url::parse(&format!("dynolake://{host}")).map_err(|e| Error::Usage(e.to_string()))?;
+    ctx.register_object_store(&base, Arc::new(view));
+    ListingTableUrl::parse(format!("dynolake://{host}/{}/", loc.prefix))
+        .map_err(|e| Error::Usage(format!("{}: {e}", loc.url)))
 }

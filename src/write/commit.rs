@@ -4,10 +4,17 @@
 //! `_`-prefixed paths). To commit, it first writes the full commit record there
 //! (`_pending_commit.json`), then moves every file into place, writes
 //! `DEST/_dynolake/commits/<run>.json` and `DEST/_SUCCESS`, removes what
-//! `--mode overwrite` replaces, and deletes its staging folder. A run that
-//! finds a pending commit left by a crash finishes it (roll forward); staging
-//! folders without one are leftovers and are deleted. So a crash at any point
+//! `--mode overwrite` replaces, and deletes its staging folder. A rerun of the
+//! same job (export, format, partitioning, mode) that finds a pending commit
+//! left by a crash finishes it (roll forward); another job refuses to adopt it
+//! and says how to recover (`dynolake recover`). Staging folders without a
+//! pending commit are leftovers and are deleted. So a crash at any point
 //! leaves the old dataset or the new one, and rerunning finishes the job.
+//!
+//! All of this runs under the destination's lease ([`super::lease`]): one
+//! writer at a time. dynolake's readers read only the files that commit
+//! records list, so files moved into place by an unfinished commit are never
+//! read; other readers that list folders can see them (see the README).
 
 use std::collections::BTreeMap;
 
@@ -83,16 +90,10 @@ pub struct CommitRecord {
     pub rejects_file: Option<String>,
 }
 
-/// A crash-injection point for tests (`DYNOLAKE_CRASH_AT=before-commit|mid-commit`).
-fn crash_point(name: &str) {
-    if std::env::var("DYNOLAKE_CRASH_AT").as_deref() == Ok(name) {
-        eprintln!("dynolake: simulated crash at {name}");
-        std::process::exit(101);
-    }
-}
+use crate::cancel::crash_point;
 
 fn join(base: &Path, rel: &str) -> Path {
-    rel.split('/').filter(|p| !p.is_empty()).fold(base.clone(), |p, part| p.join(part))
+    crate::store::join_rel(base, rel)
 }
 
 async fn put_json<T: Serialize>(loc: &Location, path: &Path, v: &T) -> Result<()> {
@@ -131,6 +132,40 @@ pub async fn read_commits(dest: &Location) -> Result<Vec<CommitRecord>> {
     Ok(out)
 }
 
+/// What a run writes, as far as finishing another run's commit goes: a rerun
+/// of the same conversion may finish an interrupted commit (roll forward);
+/// any other job must not adopt it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobKey {
+    pub export_id: String,
+    pub format: super::files::Format,
+    pub partition_by: Vec<PartitionSpec>,
+    pub mode: Mode,
+}
+
+impl JobKey {
+    pub fn of(record: &CommitRecord) -> JobKey {
+        JobKey {
+            export_id: record.source.export_id.clone(),
+            format: record.format,
+            partition_by: record.partition_by.clone(),
+            mode: record.mode,
+        }
+    }
+
+    /// For messages: `export X as parquet, partitioned by status, mode error`.
+    pub fn describe(&self) -> String {
+        let parts: Vec<&str> = self.partition_by.iter().map(|p| p.name.as_str()).collect();
+        let by = if parts.is_empty() { "unpartitioned".to_string() } else { format!("partitioned by {}", parts.join(", ")) };
+        let mode = match self.mode {
+            Mode::Error => "error",
+            Mode::Overwrite => "overwrite",
+            Mode::Append => "append",
+        };
+        format!("export {} as {}, {by}, --mode {mode}", self.export_id, self.format.extension())
+    }
+}
+
 /// What `prepare` found and did.
 #[derive(Debug, Default)]
 pub struct Prepared {
@@ -141,9 +176,9 @@ pub struct Prepared {
     pub existing: Vec<CommitRecord>,
 }
 
-/// Before writing: finish or clean up interrupted runs, then apply `mode`.
-pub async fn prepare(dest: &Location, mode: Mode) -> Result<Prepared> {
-    let mut prepared = Prepared::default();
+/// The interrupted commits under a destination's staging area (their
+/// `_pending_commit.json`), and the run ids of staging folders without one.
+pub async fn interrupted(dest: &Location) -> Result<(Vec<CommitRecord>, Vec<(String, Vec<Path>)>)> {
     let tmp = join(&dest.prefix, TEMPORARY);
     let leftovers = list_all(dest, &tmp).await?;
     let mut runs: BTreeMap<String, Vec<Path>> = BTreeMap::new();
@@ -153,18 +188,47 @@ pub async fn prepare(dest: &Location, mode: Mode) -> Result<Prepared> {
             runs.entry(run).or_default().push(p);
         }
     }
+    let mut pending = Vec::new();
+    let mut stale = Vec::new();
     for (run, paths) in runs {
-        let pending = join(&tmp, &format!("{run}/{PENDING}"));
-        if paths.contains(&pending) {
-            let record: CommitRecord = get_json(dest, &pending).await?;
-            finish_commit(dest, &record).await?;
-            prepared.rolled_forward.push(record);
+        let marker = join(&tmp, &format!("{run}/{PENDING}"));
+        if paths.contains(&marker) {
+            pending.push(get_json(dest, &marker).await?);
         } else {
-            for p in paths {
-                delete_quiet(dest, &p).await?;
-            }
-            prepared.cleaned.push(run);
+            stale.push((run, paths));
         }
+    }
+    Ok((pending, stale))
+}
+
+/// Before writing (holding the destination's lease): finish the interrupted
+/// commit of the same job, refuse another job's, delete staging leftovers,
+/// then apply `mode`. `job: None` finishes any interrupted commit (`recover`).
+pub async fn prepare(dest: &Location, mode: Mode, job: Option<&JobKey>) -> Result<Prepared> {
+    let mut prepared = Prepared::default();
+    let (pending, stale) = interrupted(dest).await?;
+    for record in pending {
+        let theirs = JobKey::of(&record);
+        if job.is_some_and(|j| *j != theirs) {
+            return Err(Error::Conflict(format!(
+                "{} holds the interrupted commit of run {} ({}), which this run will not adopt. \
+                 Rerun that conversion to finish it, or run `dynolake recover {}` to finish it \
+                 (`--discard` to remove it instead)",
+                dest.url,
+                record.run_id,
+                theirs.describe(),
+                dest.url
+            )));
+        }
+        finish_commit(dest, &record).await?;
+        prepared.rolled_forward.push(record);
+    }
+    for (run, paths) in stale {
+        for p in paths {
+            delete_quiet(dest, &p).await?;
+        }
+        remove_local_dirs(dest, &join(&dest.prefix, &format!("{TEMPORARY}/{run}")));
+        prepared.cleaned.push(run);
     }
     prepared.existing = read_commits(dest).await?;
     if mode == Mode::Error {
@@ -180,7 +244,7 @@ pub async fn prepare(dest: &Location, mode: Mode) -> Result<Prepared> {
             let ours = |p: &Path| {
                 p.prefix_match(&dest.prefix)
                     .and_then(|mut parts| parts.next())
-                    .is_some_and(|first| [TEMPORARY, "_rejects"].contains(&first.as_ref()))
+                    .is_some_and(|first| [TEMPORARY, "_rejects", "_dynolake"].contains(&first.as_ref()))
             };
             if let Some(p) = other.iter().find(|p| !ours(p)) {
                 return Err(Error::Usage(format!(
@@ -192,6 +256,49 @@ pub async fn prepare(dest: &Location, mode: Mode) -> Result<Prepared> {
         }
     }
     Ok(prepared)
+}
+
+/// What a reader of `dest` should be told: a commit under way (the lease
+/// is held) or interrupted (a pending commit). Readers still read only what
+/// commit records list.
+pub async fn unfinished(dest: &Location) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let (pending, _) = interrupted(dest).await?;
+    let holder = super::lease::holder(dest).await?;
+    for p in &pending {
+        let state = match &holder {
+            Some(h) if h.run_id != p.run_id => "under way or interrupted",
+            _ => "unfinished",
+        };
+        out.push(format!(
+            "{}: the commit of run {} is {state}; only committed data is read (`dynolake recover {}` finishes an interrupted one)",
+            dest.url, p.run_id, dest.url
+        ));
+    }
+    if let (Some(h), true) = (&holder, pending.is_empty()) {
+        out.push(format!("{}: run {} ({}) is writing; its data is not read until it commits", dest.url, h.run_id, h.job));
+    }
+    Ok(out)
+}
+
+/// Remove an interrupted commit instead of finishing it: the files it moved
+/// into place and its staging folder. A commit whose record was already
+/// written is complete and is finished instead (returns false).
+pub async fn discard(dest: &Location, record: &CommitRecord) -> Result<bool> {
+    let record_path = join(&dest.prefix, &format!("{COMMITS}/{}.json", record.run_id));
+    if dest.store.head(&record_path).await.is_ok() {
+        finish_commit(dest, record).await?;
+        return Ok(false);
+    }
+    for f in &record.files {
+        delete_quiet(dest, &join(&dest.prefix, &f.path)).await?;
+    }
+    let staging = join(&dest.prefix, &format!("{TEMPORARY}/{}", record.run_id));
+    for p in list_all(dest, &staging).await? {
+        delete_quiet(dest, &p).await?;
+    }
+    remove_local_dirs(dest, &staging);
+    Ok(true)
 }
 
 /// Commit a finished run: see the module docs for the order of steps.
@@ -210,7 +317,9 @@ async fn finish_commit(dest: &Location, record: &CommitRecord) -> Result<()> {
         }
         let from = join(&staging, &f.path);
         let to = join(&dest.prefix, &f.path);
-        match dest.store.rename(&from, &to).await {
+        let moved = dest.store.rename(&from, &to).await;
+        crash_point("commit-move");
+        match moved {
             Ok(()) => {}
             // Moved by an earlier, interrupted attempt.
             Err(object_store::Error::NotFound { .. }) if dest.store.head(&to).await.is_ok() => {}
@@ -219,6 +328,7 @@ async fn finish_commit(dest: &Location, record: &CommitRecord) -> Result<()> {
     }
     let record_path = join(&dest.prefix, &format!("{COMMITS}/{}.json", record.run_id));
     put_json(dest, &record_path, record).await?;
+    crash_point("commit-record");
     if record.mode == Mode::Overwrite {
         for old in read_commits(dest).await? {
             if old.run_id == record.run_id {
@@ -226,6 +336,7 @@ async fn finish_commit(dest: &Location, record: &CommitRecord) -> Result<()> {
             }
             for f in &old.files {
                 delete_quiet(dest, &join(&dest.prefix, &f.path)).await?;
+                crash_point("overwrite-delete");
             }
             delete_quiet(dest, &join(&dest.prefix, &format!("{COMMITS}/{}.json", old.run_id))).await?;
         }
@@ -234,16 +345,23 @@ async fn finish_commit(dest: &Location, record: &CommitRecord) -> Result<()> {
         .put(&join(&dest.prefix, SUCCESS), PutPayload::from(format!("{}\n", record.run_id).into_bytes()))
         .await
         .map_err(|e| Error::store(format!("writing {}", dest.url), e))?;
+    crash_point("commit-success");
     for p in list_all(dest, &staging).await? {
         delete_quiet(dest, &p).await?;
     }
-    if let Some(local) = dest.local_path(&staging) {
+    remove_local_dirs(dest, &staging);
+    Ok(())
+}
+
+/// On local disk, object deletes leave empty folders: remove a run's staging
+/// folder and `_temporary/` when it is empty.
+pub fn remove_local_dirs(dest: &Location, staging: &Path) {
+    if let Some(local) = dest.local_path(staging) {
         let _ = std::fs::remove_dir_all(local);
         if let Some(tmp) = dest.local_path(&join(&dest.prefix, TEMPORARY)) {
             let _ = std::fs::remove_dir(tmp);
         }
     }
-    Ok(())
 }
 
 async fn delete_quiet(dest: &Location, p: &Path) -> Result<()> {

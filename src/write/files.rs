@@ -96,6 +96,9 @@ struct S3Out {
 impl Write for S3Out {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let wm = self.wm.as_mut().ok_or_else(|| io::Error::other("upload already finished"))?;
+        // A full part is sent by a task spawned on the runtime: writers run on
+        // plain threads, so enter the runtime's context for the spawn.
+        let _context = self.rt.enter();
         wm.write(buf);
         self.bytes += buf.len() as u64;
         self.rt.block_on(wm.wait_for_capacity(4)).map_err(io::Error::other)?;
@@ -120,6 +123,9 @@ impl OutFile for S3Out {
 impl Drop for S3Out {
     fn drop(&mut self) {
         if let Some(wm) = self.wm.take() {
+            // An upload dropped before `finish` (a failed or interrupted run)
+            // is aborted, so S3 keeps no parts to bill for.
+            let _context = self.rt.enter();
             let _ = self.rt.block_on(wm.abort());
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod commit;
 pub mod files;
+pub mod lease;
 pub mod partition;
 pub mod spill;
 pub mod text;
@@ -156,7 +157,7 @@ impl DatasetSink {
         self.seq += 1;
         let name = format!("part-{}-{:02}-{:05}.{}", self.run_id, self.worker, self.seq, self.opts.format.extension());
         let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
-        let path = rel.split('/').fold(self.staging.clone(), |p, s| p.join(s));
+        let path = crate::store::join_rel(&self.staging, &rel);
         let out = files::create(&self.dest, &path, &self.rt)?;
         let writer = FormatWriter::new(self.opts.format, out, self.file_schema.clone(), &self.opts.parquet)?;
         let open = Open { writer, rel, rows: 0, partition: values.to_vec(), waiting: Vec::new(), waiting_bytes: 0 };
@@ -236,6 +237,7 @@ impl DatasetSink {
 
 impl BatchSink for DatasetSink {
     fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        crate::cancel::crash_point("scan-batch");
         let projected = batch.project(&self.keep).map_err(|e| Error::engine("projecting", e))?;
         if self.opts.partition_by.is_empty() {
             self.has_file("", &[])?;
@@ -270,6 +272,22 @@ impl BatchSink for DatasetSink {
             .collect();
         for (row, g) in of_row.iter().enumerate() {
             groups[*g as usize].2.push(row as u32);
+        }
+        for (dir, vals, rows) in &groups {
+            if let Some(i) = dir.split('/').position(|seg| seg.len() > partition::MAX_SEGMENT) {
+                let value = vals[i].as_deref().unwrap_or_default();
+                return Err(Error::Row {
+                    row: rows[0] as usize,
+                    path: self.opts.partition_by[i].source_column.clone(),
+                    message: format!(
+                        "the partition value ({} bytes, `{}…`) makes a directory name longer than {} bytes, \
+                         which file systems and S3 tools refuse; partition by another column or a transform of it",
+                        value.len(),
+                        value.chars().take(40).collect::<String>(),
+                        partition::MAX_SEGMENT
+                    ),
+                });
+            }
         }
         if groups.len() == 1 {
             let (dir, vals, _) = groups.pop().expect("one group");

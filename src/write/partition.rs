@@ -19,6 +19,10 @@ use crate::schema::{ColumnType, Schema};
 
 pub const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
 
+/// The longest `name=value` directory name written: local file systems take
+/// 255 bytes per name. Longer values are refused with the item's file and line.
+pub const MAX_SEGMENT: usize = 255;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transform {

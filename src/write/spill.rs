@@ -34,6 +34,30 @@ use super::DatasetSink;
 use super::commit::CommittedFile;
 use crate::error::{Error, Result};
 
+/// Spill folders are `dynolake-spill-<pid>-<random>`: the pid tells a later
+/// run whether the folder's owner is still alive.
+pub const SPILL_PREFIX: &str = "dynolake-spill-";
+
+/// Remove spill folders in `root` whose process is gone (killed runs leave
+/// theirs behind: SIGKILL runs no cleanup). Folders of live processes, and
+/// names that carry no pid, are left alone.
+pub fn clean_stale(root: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else { return removed };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(SPILL_PREFIX)) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id()
+            && !super::lease::process_alive(pid)
+            && std::fs::remove_dir_all(e.path()).is_ok()
+        {
+            removed.push(e.path());
+        }
+    }
+    removed
+}
+
 /// One worker's spilled rows.
 pub struct Spill {
     root: PathBuf,
@@ -108,8 +132,9 @@ impl Spill {
             None => {
                 let context = || format!("creating a spill folder in {} (--spill-dir)", self.root.display());
                 std::fs::create_dir_all(&self.root).map_err(|e| Error::io(context(), e))?;
+                clean_stale(&self.root);
                 let d = tempfile::Builder::new()
-                    .prefix("dynolake-spill-")
+                    .prefix(&format!("{SPILL_PREFIX}{}-", std::process::id()))
                     .tempdir_in(&self.root)
                     .map_err(|e| Error::io(context(), e))?;
                 self.dir.insert(Arc::new(d)).clone()
@@ -135,6 +160,7 @@ impl Spill {
             p.chunks.push(Chunk { run: run.clone(), batch: i });
         }
         w.finish().map_err(ipc)?;
+        crate::cancel::crash_point("spill-run");
         self.pending.clear();
         self.slices.clear();
         self.pending_bytes = 0;
@@ -186,12 +212,15 @@ pub fn merge(
                     let mut readers = Readers::default();
                     let mut one = |dir: &str, p: &Spilled| -> Result<()> {
                         for c in &p.chunks {
+                            crate::cancel::check()?;
                             let batch = readers.read(c)?;
                             let rows = batch.num_rows() as u64;
                             sink.write_to(dir, &p.values, batch)?;
                             written(rows);
                         }
-                        sink.close(dir)
+                        sink.close(dir)?;
+                        crate::cancel::crash_point("merge-partition");
+                        Ok(())
                     };
                     while !failed.load(Ordering::Relaxed)
                         && let Some((dir, p)) = work.get(next.fetch_add(1, Ordering::Relaxed))

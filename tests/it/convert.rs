@@ -313,7 +313,7 @@ fn visible_files(dest: &std::path::Path) -> Vec<String> {
     walk(dest)
         .into_iter()
         .map(|f| f.strip_prefix(dest).unwrap().to_string_lossy().to_string())
-        .filter(|r| !r.starts_with("_temporary") && !r.starts_with("_rejects"))
+        .filter(|r| !r.starts_with("_temporary") && !r.starts_with("_rejects") && !r.ends_with("lease.json"))
         .collect()
 }
 

@@ -4,5 +4,6 @@ mod convert;
 mod ddl;
 mod decode;
 mod inspect;
+mod reliability;
 mod sql;
 mod support;

@@ -14,17 +14,133 @@ pub const ACCESS_KEY: &str = "dynolake-test-key";
 pub const SECRET_KEY: &str = "dynolake-test-secret";
 pub const BUCKET: &str = "exports";
 
+/// Faults to inject: the `nth` (1-based) and following requests of an
+/// operation (`put_object`, `get_object`, `upload_part`, …) fail with
+/// `kind`, `times` times in all. Requests are counted per operation.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub op: &'static str,
+    pub nth: u64,
+    pub times: u64,
+    pub kind: FaultKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FaultKind {
+    /// 503 SlowDown, as S3 answers when throttling.
+    SlowDown,
+    /// 500 InternalError.
+    Internal,
+    /// The request waits this long first (a slow server).
+    Slow(std::time::Duration),
+}
+
+/// What the fault layer did, for assertions.
+#[derive(Debug, Default)]
+pub struct FaultLog {
+    pub seen: std::sync::Mutex<std::collections::HashMap<&'static str, u64>>,
+    pub injected: std::sync::atomic::AtomicU64,
+}
+
+/// s3s-fs behind a layer that makes conditional creates atomic (s3s-fs
+/// checks `If-None-Match` and then writes, so two racing creates can both
+/// succeed; S3 itself does not allow that) and injects scripted faults.
+struct Layer {
+    fs: s3s_fs::FileSystem,
+    create: tokio::sync::Mutex<()>,
+    faults: Vec<Fault>,
+    log: Arc<FaultLog>,
+}
+
+impl Layer {
+    async fn gate(&self, op: &'static str) -> s3s::S3Result<()> {
+        let n = {
+            let mut seen = self.log.seen.lock().unwrap();
+            let n = seen.entry(op).or_default();
+            *n += 1;
+            *n
+        };
+        for f in self.faults.iter().filter(|f| f.op == op && n >= f.nth && n < f.nth + f.times) {
+            self.log.injected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match f.kind {
+                FaultKind::SlowDown => return Err(s3s::s3_error!(SlowDown, "injected")),
+                FaultKind::Internal => return Err(s3s::s3_error!(InternalError, "injected")),
+                FaultKind::Slow(d) => tokio::time::sleep(d).await,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `S3` impl: the listed operations pass through the fault gate to
+/// s3s-fs; creating objects is serialised (see [`Layer`]). One macro emits
+/// the whole impl so that `async_trait` sees every method.
+macro_rules! s3_layer {
+    ($($name:ident($input:ty) -> $output:ty;)*) => {
+        #[async_trait::async_trait]
+        impl s3s::S3 for Layer {
+            $(
+                async fn $name(&self, req: s3s::S3Request<$input>) -> s3s::S3Result<s3s::S3Response<$output>> {
+                    self.gate(stringify!($name)).await?;
+                    self.fs.$name(req).await
+                }
+            )*
+
+            async fn put_object(
+                &self,
+                req: s3s::S3Request<s3s::dto::PutObjectInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::PutObjectOutput>> {
+                self.gate("put_object").await?;
+                let _one_at_a_time = match req.input.if_none_match.is_some() {
+                    true => Some(self.create.lock().await),
+                    false => None,
+                };
+                self.fs.put_object(req).await
+            }
+
+            async fn complete_multipart_upload(
+                &self,
+                req: s3s::S3Request<s3s::dto::CompleteMultipartUploadInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CompleteMultipartUploadOutput>> {
+                self.gate("complete_multipart_upload").await?;
+                let _one_at_a_time = self.create.lock().await;
+                self.fs.complete_multipart_upload(req).await
+            }
+        }
+    };
+}
+
+s3_layer! {
+    get_object(s3s::dto::GetObjectInput) -> s3s::dto::GetObjectOutput;
+    head_object(s3s::dto::HeadObjectInput) -> s3s::dto::HeadObjectOutput;
+    head_bucket(s3s::dto::HeadBucketInput) -> s3s::dto::HeadBucketOutput;
+    list_objects(s3s::dto::ListObjectsInput) -> s3s::dto::ListObjectsOutput;
+    list_objects_v2(s3s::dto::ListObjectsV2Input) -> s3s::dto::ListObjectsV2Output;
+    delete_object(s3s::dto::DeleteObjectInput) -> s3s::dto::DeleteObjectOutput;
+    delete_objects(s3s::dto::DeleteObjectsInput) -> s3s::dto::DeleteObjectsOutput;
+    copy_object(s3s::dto::CopyObjectInput) -> s3s::dto::CopyObjectOutput;
+    create_multipart_upload(s3s::dto::CreateMultipartUploadInput) -> s3s::dto::CreateMultipartUploadOutput;
+    upload_part(s3s::dto::UploadPartInput) -> s3s::dto::UploadPartOutput;
+    abort_multipart_upload(s3s::dto::AbortMultipartUploadInput) -> s3s::dto::AbortMultipartUploadOutput;
+}
+
 /// An S3 server over HTTP on a free loopback port, stopped on drop.
 pub struct S3Server {
     pub addr: SocketAddr,
     /// Where the server keeps its buckets; removed on drop.
-    _root: tempfile::TempDir,
+    root: tempfile::TempDir,
+    pub log: Arc<FaultLog>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl S3Server {
     pub fn start() -> S3Server {
+        S3Server::start_with(Vec::new())
+    }
+
+    /// A server that injects `faults`.
+    pub fn start_with(faults: Vec<Fault>) -> S3Server {
         use hyper_util::rt::{TokioExecutor, TokioIo};
         use hyper_util::server::conn::auto::Builder as ConnBuilder;
         use s3s::auth::SimpleAuth;
@@ -37,7 +153,9 @@ impl S3Server {
             "starting the s3s-fs test server failed; it is a dev-dependency (cargo test builds it), \
              nothing to install",
         );
-        let mut b = S3ServiceBuilder::new(fs);
+        let log = Arc::new(FaultLog::default());
+        let layer = Layer { fs, create: tokio::sync::Mutex::new(()), faults, log: log.clone() };
+        let mut b = S3ServiceBuilder::new(layer);
         b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = b.build();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -61,7 +179,23 @@ impl S3Server {
             });
         });
         let addr = addr_rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the S3 test server did not start");
-        S3Server { addr, _root: root, stop: Some(stop_tx), thread: Some(thread) }
+        S3Server { addr, root, log, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    /// Multipart uploads started and neither completed nor aborted (s3s-fs
+    /// keeps their parts as `.upload_id-*` files in its root).
+    pub fn open_uploads(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".upload_id-") || n.contains(".upload-"))
+            .collect()
+    }
+
+    /// Requests the server saw for one operation.
+    pub fn requests(&self, op: &str) -> u64 {
+        self.log.seen.lock().unwrap().get(op).copied().unwrap_or(0)
     }
 
     pub fn endpoint(&self) -> String {
