@@ -19,8 +19,8 @@ use crate::scan::{self, Progress, ScanOptions, ScanReport};
 use crate::schema::Schema;
 use crate::store::Location;
 use crate::write::commit::{self, CommitRecord, CommittedFile, Mode, SourceInfo};
-use crate::write::lease;
 use crate::write::files::{self, OutFile};
+use crate::write::lease;
 use crate::write::{DatasetSink, WriteOptions, partition_counts};
 
 pub struct ConvertOptions {

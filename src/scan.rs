@@ -402,8 +402,12 @@ fn infer_pass(
 ) -> Result<Pass> {
     let envelope = run.envelope.unwrap_or(Envelope::Item);
     let next = AtomicUsize::new(0);
-    let merged: Mutex<Pass> =
-        Mutex::new(Pass { stats: TableStats::default(), malformed: Vec::new(), malformed_lines: 0, malformed_at: Vec::new() });
+    let merged: Mutex<Pass> = Mutex::new(Pass {
+        stats: TableStats::default(),
+        malformed: Vec::new(),
+        malformed_lines: 0,
+        malformed_at: Vec::new(),
+    });
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let jobs = run.jobs.max(1);
     // A sample is the first lines in manifest order: each worker reads from the

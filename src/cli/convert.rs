@@ -110,7 +110,12 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
 }
 
 /// The conversion, holding the destination's lease.
-fn run_leased(a: &Args, export: &Export, dest: &Location, rt: &tokio::runtime::Runtime) -> crate::Result<ConvertSummary> {
+fn run_leased(
+    a: &Args,
+    export: &Export,
+    dest: &Location,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<ConvertSummary> {
     let jobs = a.source.jobs();
     let quiet = a.quiet || a.json;
     let dataset = dataset_schema(a, dest, rt)?;

@@ -81,7 +81,8 @@ fn url_of(loc: &Location, prefix: &object_store::path::Path) -> String {
 
 pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let loc = rt.block_on(Location::parse(&a.source.src))?;
-    let commits = rt.block_on(commit::read_commits(&loc))?;
+    let all = rt.block_on(commit::read_commits(&loc))?;
+    let commits = commit::live(&all);
     let mut out = String::new();
     if let Some(last) = commits.last() {
         for w in rt.block_on(commit::unfinished(&loc))? {
@@ -157,8 +158,11 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
             a.ctas_location.clone().ok_or_else(|| Error::Usage("--ctas needs --ctas-location s3://…".into()))?;
         let specs =
             a.partition_by.iter().map(|p| PartitionSpec::parse(p, &schema)).collect::<crate::Result<Vec<_>>>()?;
-        let values =
-            if specs.is_empty() { Vec::new() } else { distinct_partitions(ex, &schema, &specs, a.source.jobs(), rt)? };
+        let values = if specs.is_empty() {
+            Vec::new()
+        } else {
+            distinct_partitions(ex, &schema, &specs, a.source.jobs(), a.decode.max_line_bytes, rt)?
+        };
         out.push('\n');
         out.push_str(&ctas(&src, &view, &format!("{base}_parquet"), &target_loc, &specs, &values));
     }
@@ -172,11 +176,12 @@ fn distinct_partitions(
     schema: &Schema,
     specs: &[PartitionSpec],
     jobs: usize,
+    max_line_bytes: usize,
     rt: &tokio::runtime::Runtime,
 ) -> crate::Result<Vec<Vec<Option<String>>>> {
     let ctx = crate::sql::session(jobs);
-    ctx.register_table("t", Arc::new(crate::sql::ExportTable::new(ex, schema.clone(), jobs)))
-        .map_err(|e| Error::engine("registering", e))?;
+    let table = crate::sql::ExportTable::new(ex, schema.clone(), jobs).with_max_line_bytes(max_line_bytes);
+    ctx.register_table("t", Arc::new(table)).map_err(|e| Error::engine("registering", e))?;
     let sql = distinct_partitions_sql("t", specs, schema);
     let batches = rt
         .block_on(async { ctx.sql(&sql).await?.collect().await })

@@ -34,7 +34,9 @@ pub struct Args {
 pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let export = a.source.open(rt)?;
     let inferred = match &a.decode.schema {
-        Some(p) => crate::scan::Inferred { schema: Schema::load(p)?, malformed: vec![], malformed_lines: 0, over_cap: 0 },
+        Some(p) => {
+            crate::scan::Inferred { schema: Schema::load(p)?, malformed: vec![], malformed_lines: 0, over_cap: 0 }
+        }
         None => a.decode.infer(&export, rt, a.source.jobs(), a.quiet || a.json)?,
     };
     let schema = &inferred.schema;

@@ -46,6 +46,9 @@ pub struct Args {
     /// Infer a raw export's schema from its first N items
     #[arg(long)]
     sample: Option<u64>,
+    /// Refuse raw-export lines longer than this many bytes, naming the file and line
+    #[arg(long, default_value_t = crate::schema::infer::DEFAULT_MAX_LINE_BYTES, value_name = "BYTES")]
+    max_line_bytes: usize,
     /// Output format
     #[arg(long, value_enum, default_value_t = OutFormat::Table)]
     format: OutFormat,
@@ -80,6 +83,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         sample: a.sample,
         map_threshold: None,
         jobs,
+        max_line_bytes: a.max_line_bytes,
     };
     let interactive = a.execute.is_empty() && a.file.is_empty();
     for spec in &a.tables {

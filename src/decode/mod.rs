@@ -376,7 +376,11 @@ impl ItemDecoder {
 
     /// Where a row of the last batch flushed came from: its data file and line.
     pub fn position_of_flushed(&self, row: usize) -> Position {
-        Position { file: self.file.clone(), line: self.flushed_lines.get(row).copied().unwrap_or(0), path: String::new() }
+        Position {
+            file: self.file.clone(),
+            line: self.flushed_lines.get(row).copied().unwrap_or(0),
+            path: String::new(),
+        }
     }
 
     /// Lines that could not be decoded since the last call.
@@ -734,7 +738,7 @@ impl Inferrer {
                 let order = order_key(self.file_index, self.line, pos);
                 self.walk.order = order;
                 let s = into.attr_capped(name, order, self.walk.opts.max_columns);
-                self.walk.value(&mut cur, s, 1)?;
+                self.walk.value(&mut cur, s, 1).map_err(|e| e.at_key(&self.key))?;
                 pos += 1;
             }
         }

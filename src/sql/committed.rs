@@ -7,8 +7,11 @@
 //! commit records (and the folders that lead to them), so `dynolake sql`
 //! reads the old dataset or the new one, never a part of a commit. Reads go
 //! straight to the store underneath; writes are refused.
+//!
+//! Listings come from the records, not from the store: no LIST requests,
+//! and paths exactly as written (object_store's local listing percent-decodes
+//! file names, so a Hive-escaped `status=a%2Fb` would come back as `a/b`).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -22,22 +25,24 @@ use object_store::{
 #[derive(Debug)]
 pub struct CommittedView {
     inner: Arc<dyn ObjectStore>,
-    files: Arc<HashSet<Path>>,
-    dirs: Arc<HashSet<Path>>,
+    /// Every committed file (a path of `inner`) and its size.
+    files: Arc<Vec<ObjectMeta>>,
 }
 
 impl CommittedView {
-    /// `files`: every committed file, as paths of `inner`.
-    pub fn new(inner: Arc<dyn ObjectStore>, files: impl IntoIterator<Item = Path>) -> CommittedView {
-        let files: HashSet<Path> = files.into_iter().collect();
-        let mut dirs = HashSet::new();
-        for f in &files {
-            let parts: Vec<_> = f.parts().collect();
-            for n in 1..parts.len() {
-                dirs.insert(Path::from_iter(parts[..n].iter().cloned()));
-            }
-        }
-        CommittedView { inner, files: Arc::new(files), dirs: Arc::new(dirs) }
+    /// `files`: every committed file, as paths of `inner`, with its size.
+    pub fn new(inner: Arc<dyn ObjectStore>, files: impl IntoIterator<Item = (Path, u64)>) -> CommittedView {
+        let modified = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let mut files: Vec<ObjectMeta> = files
+            .into_iter()
+            .map(|(location, size)| ObjectMeta { location, last_modified: modified, size, e_tag: None, version: None })
+            .collect();
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        CommittedView { inner, files: Arc::new(files) }
+    }
+
+    fn under<'a>(&'a self, prefix: Option<&'a Path>) -> impl Iterator<Item = &'a ObjectMeta> + 'a {
+        self.files.iter().filter(move |m| prefix.is_none_or(|p| m.location.prefix_matches(p)))
     }
 }
 
@@ -77,18 +82,27 @@ impl ObjectStore for CommittedView {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        let files = self.files.clone();
-        self.inner
-            .list(prefix)
-            .filter(move |m| futures::future::ready(m.as_ref().map_or(true, |m| files.contains(&m.location))))
-            .boxed()
+        let found: Vec<object_store::Result<ObjectMeta>> = self.under(prefix).cloned().map(Ok).collect();
+        futures::stream::iter(found).boxed()
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        let mut r = self.inner.list_with_delimiter(prefix).await?;
-        r.objects.retain(|m| self.files.contains(&m.location));
-        r.common_prefixes.retain(|p| self.dirs.contains(p));
-        Ok(r)
+        let depth = prefix.map_or(0, |p| p.parts().count());
+        let mut objects = Vec::new();
+        let mut common_prefixes: Vec<Path> = Vec::new();
+        for m in self.under(prefix) {
+            let parts: Vec<_> = m.location.parts().collect();
+            if parts.len() == depth + 1 {
+                objects.push(m.clone());
+            } else {
+                let dir = Path::from_iter(parts[..=depth].iter().cloned());
+                if common_prefixes.last() != Some(&dir) {
+                    common_prefixes.push(dir);
+                }
+            }
+        }
+        common_prefixes.dedup();
+        Ok(ListResult { common_prefixes, objects })
     }
 
     async fn copy_opts(&self, _: &Path, _: &Path, _: CopyOptions) -> object_store::Result<()> {

@@ -34,12 +34,25 @@ pub struct ExportTable {
     schema: Arc<Schema>,
     arrow: SchemaRef,
     partitions: usize,
+    max_line_bytes: usize,
 }
 
 impl ExportTable {
     pub fn new(export: Export, schema: Schema, partitions: usize) -> ExportTable {
         let arrow = schema.arrow_schema();
-        ExportTable { export: Arc::new(export), schema: Arc::new(schema), arrow, partitions: partitions.max(1) }
+        ExportTable {
+            export: Arc::new(export),
+            schema: Arc::new(schema),
+            arrow,
+            partitions: partitions.max(1),
+            max_line_bytes: crate::schema::infer::DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+
+    /// Refuse lines longer than this (default 16 MiB).
+    pub fn with_max_line_bytes(mut self, n: usize) -> ExportTable {
+        self.max_line_bytes = n;
+        self
     }
 }
 
@@ -76,6 +89,7 @@ impl TableProvider for ExportTable {
             out_schema,
             limit,
             partitions: n,
+            max_line_bytes: self.max_line_bytes,
             props: Arc::new(props),
         }))
     }
@@ -90,6 +104,7 @@ pub struct ExportExec {
     out_schema: SchemaRef,
     limit: Option<usize>,
     partitions: usize,
+    max_line_bytes: usize,
     props: Arc<PlanProperties>,
 }
 
@@ -142,10 +157,12 @@ impl ExecutionPlan for ExportExec {
         let projection = self.projection.clone();
         let limit = self.limit;
         let step = self.partitions;
+        let max_line_bytes = self.max_line_bytes;
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let batch_size = limit.map_or(8192, |l| l.clamp(1, 8192));
-            let opts = DecodeOptions { projection: Some(projection), batch_size, ..Default::default() };
+            let infer = crate::schema::infer::InferOptions { max_line_bytes, ..Default::default() };
+            let opts = DecodeOptions { projection: Some(projection), batch_size, infer, ..Default::default() };
             let mut decoder = ItemDecoder::new(&schema, opts);
             let mut buf = vec![0u8; CHUNK];
             let mut rows = 0usize;

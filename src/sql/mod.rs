@@ -11,11 +11,11 @@ mod export_table;
 
 use std::sync::Arc;
 
+pub use committed::CommittedView;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::{SessionConfig, SessionContext};
-pub use committed::CommittedView;
 pub use export_table::{ExportExec, ExportTable};
 
 use crate::error::{Error, Result};
@@ -35,6 +35,14 @@ pub struct SqlOptions {
     pub sample: Option<u64>,
     pub map_threshold: Option<usize>,
     pub jobs: usize,
+    /// Refuse raw-export lines longer than this (0: the default, 16 MiB).
+    pub max_line_bytes: usize,
+}
+
+impl SqlOptions {
+    fn line_limit(&self) -> usize {
+        if self.max_line_bytes == 0 { crate::schema::infer::DEFAULT_MAX_LINE_BYTES } else { self.max_line_bytes }
+    }
 }
 
 /// A new session: information schema on (for `\d` and `SHOW TABLES`), one partition per core.
@@ -46,11 +54,18 @@ pub fn session(jobs: usize) -> SessionContext {
 /// What a location turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableKind {
-    Export { export_id: String },
+    Export {
+        export_id: String,
+    },
     /// `unfinished`: what the reader should know (a commit under way or
     /// interrupted): only committed files are read.
-    Dataset { partitions: Vec<String>, unfinished: Vec<String> },
-    Parquet { partitions: Vec<String> },
+    Dataset {
+        partitions: Vec<String>,
+        unfinished: Vec<String>,
+    },
+    Parquet {
+        partitions: Vec<String>,
+    },
 }
 
 /// Register `[name=]location` in `ctx`; returns the table name and what it is.
@@ -83,6 +98,7 @@ pub fn register(
                     let run = InferRun {
                         options: crate::schema::infer::InferOptions {
                             map_threshold: opts.map_threshold.unwrap_or(100),
+                            max_line_bytes: opts.line_limit(),
                             ..Default::default()
                         },
                         sample: opts.sample,
@@ -94,7 +110,7 @@ pub fn register(
             };
             let name = name.unwrap_or_else(|| safe_name(ex.table_name()));
             let id = ex.id.clone();
-            let table = ExportTable::new(ex, schema, opts.jobs);
+            let table = ExportTable::new(ex, schema, opts.jobs).with_max_line_bytes(opts.line_limit());
             ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering", e))?;
             return Ok((name, TableKind::Export { export_id: id }));
         }
@@ -102,7 +118,8 @@ pub fn register(
         Err(e) => return Err(e),
     }
     // A dataset written by convert, or a Parquet folder.
-    let commits = rt.block_on(commit::read_commits(&loc))?;
+    let all = rt.block_on(commit::read_commits(&loc))?;
+    let commits = commit::live(&all);
     let base_name = || safe_name(loc.file_name().unwrap_or("t"));
     let (partition_cols, kind): (Vec<(String, DataType)>, _) = if let Some(last) = commits.last() {
         if last.format != crate::write::files::Format::Parquet {
@@ -130,7 +147,7 @@ pub fn register(
         (Vec::new(), TableKind::Parquet { partitions: Vec::new() })
     };
     let table_url = match kind {
-        TableKind::Dataset { .. } => committed_url(ctx, &loc, &commits)?,
+        TableKind::Dataset { .. } => committed_url(ctx, &loc, commits)?,
         _ => listing_url(&loc)?,
     };
     let state = ctx.state();
@@ -210,9 +227,7 @@ fn listing_url(loc: &Location) -> Result<ListingTableUrl> {
 fn committed_url(ctx: &SessionContext, loc: &Location, commits: &[commit::CommitRecord]) -> Result<ListingTableUrl> {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let host = format!("dataset{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let files = commits.iter().flat_map(|c| &c.files).map(|f| {
-        f.path.split('/').filter(|p| !p.is_empty()).fold(loc.prefix.clone(), |p, part| p.join(part))
-    });
+    let files = commits.iter().flat_map(|c| &c.files).map(|f| (crate::store::join_rel(&loc.prefix, &f.path), f.bytes));
     let view = CommittedView::new(loc.store.clone(), files);
     let base = url::Url::parse(&format!("dynolake://{host}")).map_err(|e| Error::Usage(e.to_string()))?;
     ctx.register_object_store(&base, Arc::new(view));

@@ -156,7 +156,8 @@ impl JobKey {
     /// For messages: `export X as parquet, partitioned by status, mode error`.
     pub fn describe(&self) -> String {
         let parts: Vec<&str> = self.partition_by.iter().map(|p| p.name.as_str()).collect();
-        let by = if parts.is_empty() { "unpartitioned".to_string() } else { format!("partitioned by {}", parts.join(", ")) };
+        let by =
+            if parts.is_empty() { "unpartitioned".to_string() } else { format!("partitioned by {}", parts.join(", ")) };
         let mode = match self.mode {
             Mode::Error => "error",
             Mode::Overwrite => "overwrite",
@@ -164,6 +165,15 @@ impl JobKey {
         };
         format!("export {} as {}, {by}, --mode {mode}", self.export_id, self.format.extension())
     }
+}
+
+/// The commits that make up the dataset now: the last `--mode overwrite`
+/// commit (or the first commit) and every commit after it. Older records are
+/// those an overwrite replaced and had not finished removing when it was
+/// interrupted; their files are no longer part of the dataset.
+pub fn live(commits: &[CommitRecord]) -> &[CommitRecord] {
+    let start = commits.iter().rposition(|c| c.mode == Mode::Overwrite).unwrap_or(0);
+    &commits[start..]
 }
 
 /// What `prepare` found and did.
@@ -276,7 +286,10 @@ pub async fn unfinished(dest: &Location) -> Result<Vec<String>> {
         ));
     }
     if let (Some(h), true) = (&holder, pending.is_empty()) {
-        out.push(format!("{}: run {} ({}) is writing; its data is not read until it commits", dest.url, h.run_id, h.job));
+        out.push(format!(
+            "{}: run {} ({}) is writing; its data is not read until it commits",
+            dest.url, h.run_id, h.job
+        ));
     }
     Ok(out)
 }

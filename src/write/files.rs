@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -47,7 +47,9 @@ pub fn create(loc: &Location, path: &Path, rt: &tokio::runtime::Handle) -> Resul
         .block_on(loc.store.put_multipart(path))
         .map_err(|e| Error::store(format!("starting upload of {}", loc.display(path)), e))?;
     Ok(Box::new(S3Out {
-        wm: Some(WriteMultipart::new_with_chunk_size(upload, S3_PART)),
+        upload: Some(upload),
+        parts: tokio::task::JoinSet::new(),
+        part: Vec::new(),
         rt: rt.clone(),
         bytes: 0,
         name: loc.display(path),
@@ -86,22 +88,68 @@ impl OutFile for LocalOut {
     }
 }
 
+/// A multipart upload fed part by part. Parts go up on runtime tasks, at most
+/// [`PARTS_IN_FLIGHT`] at a time (each holds its bytes until sent). Every way
+/// out that does not complete the upload aborts it: a failed part, a failed
+/// completion, or the writer dropped (a failed or interrupted run), so S3
+/// keeps no parts to bill for. (`object_store::WriteMultipart::finish` does
+/// not abort when a part failed, hence this.)
 struct S3Out {
-    wm: Option<WriteMultipart>,
+    upload: Option<Box<dyn MultipartUpload>>,
+    parts: tokio::task::JoinSet<object_store::Result<()>>,
+    /// The part being filled.
+    part: Vec<u8>,
     rt: tokio::runtime::Handle,
     bytes: u64,
     name: String,
 }
 
+const PARTS_IN_FLIGHT: usize = 4;
+
+impl S3Out {
+    fn send_part(&mut self) -> io::Result<()> {
+        let upload = self.upload.as_mut().ok_or_else(|| io::Error::other("upload already finished"))?;
+        let data = PutPayload::from(std::mem::replace(&mut self.part, Vec::with_capacity(S3_PART)));
+        let sending = upload.put_part(data);
+        // Writers run on plain threads: spawning needs the runtime's context.
+        let _context = self.rt.enter();
+        self.parts.spawn(sending);
+        self.wait_for(PARTS_IN_FLIGHT)
+    }
+
+    /// Wait until at most `n` parts are in flight; the first failure is returned.
+    fn wait_for(&mut self, n: usize) -> io::Result<()> {
+        while self.parts.len() > n {
+            match self.rt.block_on(self.parts.join_next()) {
+                Some(Ok(Ok(()))) | None => {}
+                Some(Ok(Err(e))) => return Err(io::Error::other(e)),
+                Some(Err(e)) => return Err(io::Error::other(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        if let Some(mut upload) = self.upload.take() {
+            let _context = self.rt.enter();
+            self.parts.abort_all();
+            let _ = self.rt.block_on(upload.abort());
+        }
+    }
+}
+
 impl Write for S3Out {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let wm = self.wm.as_mut().ok_or_else(|| io::Error::other("upload already finished"))?;
-        // A full part is sent by a task spawned on the runtime: writers run on
-        // plain threads, so enter the runtime's context for the spawn.
-        let _context = self.rt.enter();
-        wm.write(buf);
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let n = rest.len().min(S3_PART - self.part.len());
+            self.part.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.part.len() == S3_PART {
+                self.send_part()?;
+            }
+        }
         self.bytes += buf.len() as u64;
-        self.rt.block_on(wm.wait_for_capacity(4)).map_err(io::Error::other)?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -111,23 +159,32 @@ impl Write for S3Out {
 
 impl OutFile for S3Out {
     fn finish(mut self: Box<Self>) -> Result<u64> {
-        let wm = self.wm.take().expect("finished once");
-        self.rt.block_on(wm.finish()).map_err(|e| Error::store(format!("completing upload of {}", self.name), e))?;
-        Ok(self.bytes)
+        let sent = match self.part.is_empty() && self.bytes > 0 {
+            true => self.wait_for(0),
+            false => self.send_part().and_then(|()| self.wait_for(0)),
+        };
+        if let Err(e) = sent {
+            self.abort();
+            return Err(Error::io(format!("uploading {}", self.name), e));
+        }
+        let mut upload = self.upload.take().expect("finished once");
+        match self.rt.block_on(upload.complete()) {
+            Ok(_) => Ok(self.bytes),
+            Err(e) => {
+                let _ = self.rt.block_on(upload.abort());
+                Err(Error::store(format!("completing upload of {}", self.name), e))
+            }
+        }
     }
     fn buffered(&self) -> usize {
-        (self.bytes % S3_PART as u64) as usize
+        // The part being filled and the parts in flight.
+        self.part.len() + self.parts.len() * S3_PART
     }
 }
 
 impl Drop for S3Out {
     fn drop(&mut self) {
-        if let Some(wm) = self.wm.take() {
-            // An upload dropped before `finish` (a failed or interrupted run)
-            // is aborted, so S3 keeps no parts to bill for.
-            let _context = self.rt.enter();
-            let _ = self.rt.block_on(wm.abort());
-        }
+        self.abort();
     }
 }
 

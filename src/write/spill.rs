@@ -48,10 +48,7 @@ pub fn clean_stale(root: &Path) -> Vec<PathBuf> {
         let name = e.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(SPILL_PREFIX)) else { continue };
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid != std::process::id()
-            && !super::lease::process_alive(pid)
-            && std::fs::remove_dir_all(e.path()).is_ok()
-        {
+        if pid != std::process::id() && !super::lease::process_alive(pid) && std::fs::remove_dir_all(e.path()).is_ok() {
             removed.push(e.path());
         }
     }
