@@ -655,3 +655,30 @@ fn credentials_never_appear_in_any_output() {
         assert!(!seen.contains(secret), "`{secret}` leaked");
     }
 }
+
+#[test]
+fn an_empty_set_is_kept_as_an_empty_set() {
+    // DynamoDB never writes one; hand-made files do. Documented in schemas/README.md.
+    let e = export_with(GenerateOptions { items: 10, files: 1, empty_files: 0, ..Default::default() });
+    let dir = &e.generated.full_export_dir;
+    let file = biggest_data_file(dir);
+    let lines = "{\"Item\":{\"id\":{\"S\":\"a\"},\"tags\":{\"SS\":[]}}}\n{\"Item\":{\"id\":{\"S\":\"b\"},\"tags\":{\"SS\":[\"x\",\"y\"]}}}\n";
+    rewrite_data_file(dir, &file, lines);
+    let out = tempfile::tempdir().unwrap();
+    let o = dl(&["convert", dir.to_str().unwrap(), out.path().join("ds").to_str().unwrap(), "--json"]);
+    assert_code(&o, 0);
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(s["rejected"], 0);
+    assert_eq!(s["extra_values"], 0);
+    let batches = read_parquet_dir(&out.path().join("ds"));
+    let b = &batches[0];
+    let ids = arrow::array::AsArray::as_string::<i32>(b.column_by_name("id").unwrap().as_ref());
+    let tags = arrow::array::AsArray::as_list::<i32>(b.column_by_name("tags").unwrap().as_ref());
+    let field = b.schema().field_with_name("tags").unwrap().clone();
+    assert!(field.metadata().values().any(|v| v.contains("set")), "a set: {:?}", field.metadata());
+    for r in 0..b.num_rows() {
+        let n = if ids.value(r) == "a" { 0 } else { 2 };
+        assert!(!arrow::array::Array::is_null(tags, r), "an empty set is not null");
+        assert_eq!(tags.value(r).len(), n);
+    }
+}
