@@ -122,6 +122,27 @@ fn storage_faults_are_retried_and_a_failure_commits_nothing() {
     assert!(s3.open_uploads().is_empty(), "abandoned uploads are aborted: {:?}", s3.open_uploads());
 }
 
+#[test]
+fn connections_cut_mid_response_are_retried_and_resumed() {
+    let e = export_with(GenerateOptions { items: 6000, files: 3, prefix: Some("exp".into()), ..Default::default() });
+    let s3 = S3Server::start();
+    s3.upload_dir(e.dir.path(), BUCKET, "");
+    // Connections are cut after 40 KB of answers, four times: downloads of the
+    // data files (hundreds of KB gzipped) are cut mid-body and must resume.
+    let proxy = CuttingProxy::start(s3.addr, 4, 40_000);
+    let env = proxy.env(&s3);
+    let src = format!("s3://{BUCKET}/exp/");
+    let o = dynolake(&["convert", &src, "s3://lake/cut", "-p", "status", "--max-open-files", "2", "--json"], &env);
+    assert_code(&o, 0);
+    let cuts = proxy.cut.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(cuts, 4, "connections were cut mid-response");
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(s["items"], 6000, "{s}");
+    let (n, _) = sql_count("s3://lake/cut", &s3.env());
+    assert_eq!(n, 6000, "every row once, read and written through cut connections ({cuts} cuts)");
+    assert!(s3.open_uploads().is_empty(), "{:?}", s3.open_uploads());
+}
+
 // ---------------------------------------------------------------------------
 // Writers racing
 

@@ -419,3 +419,97 @@ pub fn copy_tree(from: &Path, to: &Path) {
         std::fs::copy(&f, &dest).unwrap();
     }
 }
+
+/// A TCP proxy on 127.0.0.1 in front of a server that cuts connections: a
+/// connection that has carried `after` bytes of the server's answers is
+/// closed under the client (a response cut mid-body), `cuts` times in all.
+/// Stopped on drop.
+pub struct CuttingProxy {
+    pub addr: SocketAddr,
+    pub cut: Arc<std::sync::atomic::AtomicU64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CuttingProxy {
+    pub fn start(upstream: SocketAddr, cuts: u64, after: u64) -> CuttingProxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let cut = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let counter = cut.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let left = Arc::new(std::sync::atomic::AtomicU64::new(cuts));
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => {
+                            let Ok((client, _)) = accepted else { continue };
+                            let (counter, left) = (counter.clone(), left.clone());
+                            tokio::spawn(async move {
+                                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                                let (mut cr, mut cw) = client.into_split();
+                                let (mut sr, mut sw) = server.into_split();
+                                let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                                let mut sent = 0u64;
+                                let mut buf = vec![0u8; 16 << 10];
+                                let mut limit = Some(after);
+                                loop {
+                                    let want = limit.map_or(buf.len() as u64, |l| (l - sent).min(buf.len() as u64));
+                                    if want == 0 {
+                                        let cut = left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+                                        if cut.is_ok() {
+                                            counter.fetch_add(1, Ordering::Relaxed);
+                                            break; // cut: drop both sides mid-stream
+                                        }
+                                        limit = None;
+                                        continue;
+                                    }
+                                    match sr.read(&mut buf[..want as usize]).await {
+                                        Ok(0) | Err(_) => break,
+                                        Ok(k) => {
+                                            if cw.write_all(&buf[..k]).await.is_err() {
+                                                break;
+                                            }
+                                            sent += k as u64;
+                                        }
+                                    }
+                                }
+                                up.abort();
+                            });
+                        }
+                        _ = &mut stop_rx => break,
+                    }
+                }
+            });
+        });
+        let addr = addr_rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the proxy did not start");
+        CuttingProxy { addr, cut, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    /// The S3 server's environment, pointed at this proxy.
+    pub fn env(&self, s3: &S3Server) -> Vec<(&'static str, String)> {
+        let mut env = s3.env();
+        for (k, v) in env.iter_mut() {
+            if *k == "AWS_ENDPOINT_URL" {
+                *v = format!("http://{}", self.addr);
+            }
+        }
+        env
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
