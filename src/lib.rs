@@ -16,6 +16,7 @@
 
 pub mod alloc;
 pub mod cancel;
+#[cfg(feature = "sql")]
 pub mod cli;
 pub mod convert;
 pub mod ddl;
@@ -26,6 +27,7 @@ pub mod generate;
 pub mod read;
 pub mod scan;
 pub mod schema;
+#[cfg(feature = "sql")]
 pub mod sql;
 pub mod store;
 pub mod value;
