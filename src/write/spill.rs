@@ -129,7 +129,6 @@ impl Spill {
             None => {
                 let context = || format!("creating a spill folder in {} (--spill-dir)", self.root.display());
                 std::fs::create_dir_all(&self.root).map_err(|e| Error::io(context(), e))?;
-                clean_stale(&self.root);
                 let d = tempfile::Builder::new()
                     .prefix(&format!("{SPILL_PREFIX}{}-", std::process::id()))
                     .tempdir_in(&self.root)
