@@ -18,7 +18,7 @@ fn lines(n: usize) -> Vec<u8> {
     let mut out = String::new();
     for _ in 0..n {
         out.push_str("{\"Item\":");
-        dynolake::value::write_item(&make_item(&mut rng, 1_600_000_000_000, 1_700_000_000_000, false), &mut out);
+        dynolake::ddb::value::write_item(&make_item(&mut rng, 1_600_000_000_000, 1_700_000_000_000, false), &mut out);
         out.push_str("}\n");
     }
     out.into_bytes()

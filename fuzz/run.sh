@@ -15,6 +15,10 @@ lines() { # the first lines of each data file, as plain text seeds
   for f in "$ex"/data/*.json.gz; do gzip -dc "$f" | head -c 20000 > "corpus/$1/$(basename "$f" .json.gz).jsonl"; done
 }
 for t in decode_inferred decode_fixed infer; do mkdir -p "corpus/$t"; lines "$t"; done
+mkdir -p corpus/decode_ion
+for f in ../examples/orders-ion/AWSDynamoDB/01717213320657-84902ace/data/*.ion.gz; do
+  gzip -dc "$f" | head -c 20000 > "corpus/decode_ion/$(basename "$f" .ion.gz).ion"
+done
 mkdir -p corpus/gzip_lines corpus/manifest_summary corpus/manifest_files corpus/schema_file corpus/partition_escape
 cp "$ex"/data/*.json.gz corpus/gzip_lines/
 cp "$ex"/manifest-summary.json corpus/manifest_summary/
@@ -31,7 +35,7 @@ run() {
   local found; found=$(ls "artifacts/$t" 2>/dev/null | wc -l)
   echo "$t: exit $rc, ${execs:-?} executions in ${secs} s, corpus $(ls "corpus/$t" | wc -l), artifacts (crash/timeout/oom) $found"
 }
-targets=(decode_inferred decode_fixed infer gzip_lines manifest_summary manifest_files schema_file partition_escape)
+targets=(decode_inferred decode_fixed decode_ion infer gzip_lines manifest_summary manifest_files schema_file partition_escape)
 for ((i = 0; i < ${#targets[@]}; i += 2)); do
   run "${targets[i]}" &
   [ -n "${targets[i+1]:-}" ] && run "${targets[i+1]}" &

@@ -2,6 +2,7 @@
 //!
 //! The library is laid out as the pipeline it runs, data flowing one way:
 //!
+//! - [`ddb`]: the DynamoDB data model (descriptors, exact numbers, values, the canonical spelling), used by all;
 //! - [`store`]: locations (local paths, `s3://`) behind one `object_store` switch;
 //! - [`export`]: find exports, parse and check their manifests (knows S3 keys, not Arrow);
 //! - [`read`]: bytes → gunzip → lines, with checksums while streaming (knows bytes, not types);
@@ -19,6 +20,7 @@ pub mod cancel;
 #[cfg(feature = "sql")]
 pub mod cli;
 pub mod convert;
+pub mod ddb;
 pub mod ddl;
 pub mod decode;
 pub mod error;
@@ -30,7 +32,6 @@ pub mod schema;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod store;
-pub mod value;
 pub mod write;
 
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use serde::Serialize;
 
-use crate::decode::{DecodeOptions, DecodeStats, Envelope, Inferrer, ItemDecoder, Reject};
+use crate::decode::{DecodeOptions, DecodeStats, Envelope, Inferrer, ItemDecoder, Reject, Syntax};
 use crate::error::{Error, Position, Result};
 use crate::export::Export;
 use crate::read::{CHUNK, DataStream, check_facts};
@@ -142,7 +142,8 @@ pub fn scan<S: BatchSink>(
                     Ok(s) => s,
                     Err(e) => return fail(e),
                 };
-                let mut decoder = ItemDecoder::new(schema, opts.decode.clone());
+                let syntax = Syntax::from(export.summary.output_format);
+                let mut decoder = ItemDecoder::new(schema, DecodeOptions { syntax, ..opts.decode.clone() });
                 let mut buf = vec![0u8; CHUNK];
                 let mut local = ScanReport::default();
                 while !abort.load(Ordering::Relaxed) {
@@ -418,7 +419,8 @@ fn infer_pass(
         for w in 0..jobs {
             let (order, next, merged, first_error) = (&order, &next, &merged, &first_error);
             s.spawn(move || {
-                let mut inf = Inferrer::new(&run.options, envelope);
+                let mut inf =
+                    Inferrer::new(&run.options, envelope).with_syntax(Syntax::from(export.summary.output_format));
                 inf.skip = skip.clone();
                 let mut own_next = 0;
                 if let Some(n) = run.sample {

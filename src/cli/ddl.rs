@@ -149,6 +149,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         data_location: &data_location,
         export_id: &export_id,
         schema: &schema,
+        ion: ex.summary.output_format == export::OutputFormat::Ion,
     };
     out.push_str(&raw_table(&src));
     out.push('\n');

@@ -13,6 +13,7 @@ use crate::generate::{GenerateOptions, generate};
 /// Examples:
 ///   dynolake generate /tmp/exports --items 100000 --files 4
 ///   dynolake generate /tmp/exports --prefix backups/orders --incremental
+///   dynolake generate /tmp/exports --format ion
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -38,6 +39,15 @@ pub struct Args {
     awkward_names: bool,
     #[arg(long, default_value = "Orders")]
     table: String,
+    /// The export's output format: DynamoDB JSON, or Ion text (as `outputFormat: ION` exports are written)
+    #[arg(long, value_enum, default_value_t = Format::DynamodbJson)]
+    format: Format,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Format {
+    DynamodbJson,
+    Ion,
 }
 
 pub fn run(a: Args) -> CliResult {
@@ -50,6 +60,10 @@ pub fn run(a: Args) -> CliResult {
         incremental: a.incremental,
         table: a.table,
         awkward_names: a.awkward_names,
+        format: match a.format {
+            Format::DynamodbJson => crate::export::OutputFormat::DynamodbJson,
+            Format::Ion => crate::export::OutputFormat::Ion,
+        },
         ..GenerateOptions::default()
     };
     let g = generate(&a.out, &opts)?;

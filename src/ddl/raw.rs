@@ -144,6 +144,8 @@ pub struct RawSource<'a> {
     pub data_location: &'a str,
     pub export_id: &'a str,
     pub schema: &'a Schema,
+    /// The export is `outputFormat: ION` (Athena's Ion SerDe reads it).
+    pub ion: bool,
 }
 
 fn qualified(db: Option<&str>, t: &str, q: fn(&str) -> String) -> String {
@@ -153,8 +155,12 @@ fn qualified(db: Option<&str>, t: &str, q: fn(&str) -> String) -> String {
     }
 }
 
-/// The JSON SerDe table over a full export's data files.
+/// The JSON SerDe table over a full export's data files (the Ion SerDe
+/// table for an ION export).
 pub fn raw_table(src: &RawSource) -> String {
+    if src.ion {
+        return ion_raw_table(src);
+    }
     let n = RawNames::new(src.schema);
     let members: Vec<String> = src
         .schema
@@ -258,6 +264,9 @@ fn unwrap_expr(ty: &ColumnType, base: &str, descs: &[String], n: &RawNames, dept
 
 /// A view over the raw table with the columns and types `convert` writes.
 pub fn raw_view(src: &RawSource, view: &str) -> String {
+    if src.ion {
+        return ion_raw_view(src, view);
+    }
     let n = RawNames::new(src.schema);
     let item = dq(n.hive("Item"));
     let cols: Vec<String> = src
@@ -271,6 +280,88 @@ pub fn raw_view(src: &RawSource, view: &str) -> String {
         .collect();
     format!(
         "-- Clean columns over {}: descriptors unwrapped, numbers cast exactly.\nCREATE OR REPLACE VIEW {} AS\nSELECT\n{}\nFROM {};\n",
+        qualified(src.database, src.table, dq),
+        qualified(src.database, view, dq),
+        cols.join(",\n"),
+        qualified(src.database, src.table, dq)
+    )
+}
+
+/// The type an ION export's value is read as by the Ion SerDe, where it is
+/// not the column's own: Ion has no timestamp the export uses (ISO-8601
+/// strings stay strings, epochs are decimals) and no JSON (a mixed value is
+/// read as its Ion text).
+fn ion_read_type(ty: &ColumnType) -> String {
+    match ty {
+        ColumnType::Timestamp(TimestampSource::Iso8601) => "string".into(),
+        ColumnType::Timestamp(_) => "decimal(38,6)".into(),
+        other => super::athena_type(other),
+    }
+}
+
+/// Athena's Ion SerDe over an ION export's data files: one column per
+/// attribute, taken from the item by a path extractor (exact, case-sensitive
+/// attribute names; the column names are `convert`'s), typed as `convert`
+/// types it. Ion values carry their own types, so there are no descriptor
+/// structs to unwrap; decimals are read into the declared numeric type and a
+/// value that does not fit fails the query (`ion.fail_on_overflow`) instead
+/// of being cut.
+fn ion_raw_table(src: &RawSource) -> String {
+    let cols: Vec<String> =
+        src.schema.fields.iter().map(|f| format!("  {} {}", tick(&f.column), ion_read_type(&f.ty))).collect();
+    let mut props = vec![
+        ("ion.encoding".to_string(), "TEXT".to_string()),
+        ("ion.fail_on_overflow".to_string(), "true".to_string()),
+        ("ion.path_extractor.case_sensitive".to_string(), "true".to_string()),
+    ];
+    for f in &src.schema.fields {
+        let mut name = String::new();
+        crate::ddb::value::write_ion_field_name(&f.attribute, &mut name);
+        props.push((format!("ion.{}.path_extractor", f.column), format!("(Item {name})")));
+    }
+    let props: Vec<String> = props.iter().map(|(k, v)| format!("  {}={}", lit(k), lit(v))).collect();
+    let mut s = format!(
+        "-- The raw data files of export {} (a full ION export: Amazon Ion text, one item per line).\n",
+        src.export_id
+    );
+    s.push_str(&format!("CREATE EXTERNAL TABLE IF NOT EXISTS {} (\n", qualified(src.database, src.table, tick)));
+    s.push_str(&cols.join(",\n"));
+    s.push_str("\n)\nROW FORMAT SERDE 'com.amazon.ionhiveserde.IonHiveSerDe'\n");
+    s.push_str(&format!("WITH SERDEPROPERTIES (\n{}\n)\n", props.join(",\n")));
+    s.push_str("STORED AS INPUTFORMAT 'com.amazon.ionhiveserde.formats.IonInputFormat'\n");
+    s.push_str("OUTPUTFORMAT 'com.amazon.ionhiveserde.formats.IonOutputFormat'\n");
+    s.push_str(&format!("LOCATION {};\n", lit(&format!("{}/", src.data_location.trim_end_matches('/')))));
+    s
+}
+
+/// The view over the Ion table: the same columns and types as over a
+/// DYNAMODB_JSON export; only timestamps need converting.
+fn ion_raw_view(src: &RawSource, view: &str) -> String {
+    let cols: Vec<String> = src
+        .schema
+        .fields
+        .iter()
+        .map(|f| {
+            let c = dq(&f.column);
+            let e = match &f.ty {
+                ColumnType::Timestamp(TimestampSource::Iso8601) => {
+                    format!("CAST(from_iso8601_timestamp({c}) AS timestamp(3))")
+                }
+                ColumnType::Timestamp(t) => {
+                    let div = match t {
+                        TimestampSource::EpochSeconds => "1",
+                        TimestampSource::EpochMillis => "1000",
+                        _ => "1000000",
+                    };
+                    format!("CAST(from_unixtime(CAST({c} AS double) / {div}) AS timestamp(3))")
+                }
+                _ => c.clone(),
+            };
+            format!("  {e} AS {c}")
+        })
+        .collect();
+    format!(
+        "-- Clean columns over {}: the same columns and types as `convert` writes.\nCREATE OR REPLACE VIEW {} AS\nSELECT\n{}\nFROM {};\n",
         qualified(src.database, src.table, dq),
         qualified(src.database, view, dq),
         cols.join(",\n"),

@@ -16,11 +16,10 @@
 //! (kept, with the reason) unless the decoder is strict.
 
 pub mod builder;
-pub mod json;
+mod ion;
 mod lines;
-pub mod number;
-pub mod plain;
 mod shadow;
+mod syntax;
 pub mod time;
 mod value;
 pub(crate) mod walk;
@@ -33,17 +32,19 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 
+use crate::ddb::json::{self, Cursor, JsonError};
 use crate::error::{Error, Position, Result};
 use crate::schema::Schema;
 use crate::schema::infer::{InferOptions, TableStats, order_key};
 use builder::{Builder, TextKind};
-use json::{Cursor, JsonError};
+use ion::IonCursor;
 use shadow::Shadow;
+pub use syntax::Syntax;
+use syntax::SyntaxCursor;
 use value::Ctx;
 use walk::Walk;
 
-/// DynamoDB nests at most 32 levels.
-pub const MAX_DEPTH: usize = 32;
+pub use crate::ddb::MAX_DEPTH;
 
 /// Which member of a line's object holds the item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +173,8 @@ pub struct DecodeOptions {
     /// instead of using the catch-all column and the rejects.
     pub strict: bool,
     pub envelope: Envelope,
+    /// The syntax of the lines (the export's `outputFormat`).
+    pub syntax: Syntax,
     /// Decode only these top-level columns (indices into the schema's fields;
     /// the catch-all is index `fields.len()`). `None`: all.
     pub projection: Option<Vec<usize>>,
@@ -188,6 +191,7 @@ impl Default for DecodeOptions {
             batch_bytes: 32 << 20,
             strict: false,
             envelope: Envelope::Item,
+            syntax: Syntax::Json,
             projection: None,
             collect_stats: false,
             infer: InferOptions::default(),
@@ -229,6 +233,8 @@ pub struct ItemDecoder {
     stats: DecodeStats,
     scratch: Vec<u8>,
     bytes: Vec<u8>,
+    /// A value respelled as canonical DynamoDB JSON, for the catch-all.
+    raw: Vec<u8>,
 }
 
 impl ItemDecoder {
@@ -271,6 +277,7 @@ impl ItemDecoder {
             stats: DecodeStats::default(),
             scratch: Vec::new(),
             bytes: Vec::new(),
+            raw: Vec::new(),
             opts,
         }
     }
@@ -395,7 +402,7 @@ impl ItemDecoder {
     fn line(&mut self, line: &[u8]) -> Result<()> {
         self.line += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if self.opts.syntax.holds_no_record(line, &self.file, self.line)? {
             return Ok(());
         }
         let row = self.rows;
@@ -437,29 +444,31 @@ impl ItemDecoder {
         if let Err(e) = std::str::from_utf8(line) {
             return Err(DecodeErr::malformed(e.valid_up_to(), "the line is not valid UTF-8"));
         }
-        let mut cur = Cursor::new(line);
         let mut ctx = Ctx { scratch: std::mem::take(&mut self.scratch), walk: Walk::new(self.opts.infer) };
         ctx.walk.bytes = std::mem::take(&mut self.bytes);
-        let r = self.envelope(&mut cur, &mut ctx);
+        // The syntax is chosen once per line; everything below is compiled for each.
+        let r = match self.opts.syntax {
+            Syntax::Json => self.envelope(&mut Cursor::new(line), &mut ctx),
+            Syntax::Ion => self.envelope(&mut IonCursor::new(line), &mut ctx),
+        };
         self.scratch = ctx.scratch;
         self.bytes = ctx.walk.bytes;
         r
     }
 
-    fn envelope(&mut self, cur: &mut Cursor, ctx: &mut Ctx) -> Result<(), DecodeErr> {
+    fn envelope<'a, C: SyntaxCursor<'a>>(&mut self, cur: &mut C, ctx: &mut Ctx) -> Result<(), DecodeErr> {
         let want = self.opts.envelope.key();
-        cur.expect(b'{')?;
+        cur.open_line()?;
+        cur.open_struct()?;
         let mut first = true;
         let mut found = false;
-        while cur.next_member(&mut first)? {
-            let k = cur.string(&mut ctx.scratch)?;
+        while let Some(k) = cur.next_member(&mut first, &mut ctx.scratch)? {
             let is_item = k == want;
-            cur.expect(b':')?;
             if is_item && !found {
                 found = true;
                 self.attributes_of(cur, ctx)?;
             } else {
-                cur.skip_value()?;
+                cur.skip_any()?;
             }
         }
         cur.end()?;
@@ -470,19 +479,18 @@ impl ItemDecoder {
     }
 
     /// The item object: one member per attribute.
-    fn attributes_of(&mut self, cur: &mut Cursor, ctx: &mut Ctx) -> Result<(), DecodeErr> {
+    fn attributes_of<'a, C: SyntaxCursor<'a>>(&mut self, cur: &mut C, ctx: &mut Ctx) -> Result<(), DecodeErr> {
         let row = self.rows;
         self.extra_row.clear();
-        cur.expect(b'{')?;
+        cur.open_struct()?;
         let mut first = true;
         let mut pos = 0;
         let outside = self.attributes.len() + 1;
         let mut prev = self.attributes.len();
         // Names borrow the line (no copy) unless they hold escapes.
         let mut unescaped = Vec::new();
-        while cur.next_member(&mut first)? {
-            let key = cur.string(&mut unescaped)?;
-            cur.expect(b':')?;
+        let mut raw = std::mem::take(&mut self.raw);
+        while let Some(key) = cur.next_member(&mut first, &mut unescaped)? {
             cur.skip_ws();
             let start = cur.pos();
             let guess = self.next_of[prev];
@@ -517,13 +525,16 @@ impl ItemDecoder {
                             if self.opts.strict {
                                 return Err(e.at_key(key));
                             }
-                            self.push_extra(key, cur.slice(start, cur.pos()));
+                            raw.clear();
+                            cur.write_canonical(start, &mut raw).map_err(|e| e.at_key(key))?;
+                            self.push_extra(key, &raw);
                         }
                         Err(e) => return Err(e.at_key(key)),
                     }
                 }
                 Some(_) => {
-                    cur.skip_value()?;
+                    // Not projected: skipped by structure alone.
+                    cur.skip_any()?;
                 }
                 None => {
                     ctx.walk.value(cur, None, 1).map_err(|e| e.at_key(key))?;
@@ -531,11 +542,14 @@ impl ItemDecoder {
                         return Err(DecodeErr::mismatch(start, "the attribute is not in the schema").at_key(key));
                     }
                     if self.extra_wanted {
-                        self.push_extra(key, cur.slice(start, cur.pos()));
+                        raw.clear();
+                        cur.write_canonical(start, &mut raw).map_err(|e| e.at_key(key))?;
+                        self.push_extra(key, &raw);
                     }
                 }
             }
         }
+        self.raw = raw;
         if let Builder::Text { offsets, data, valid, .. } = &mut self.extra {
             if self.extra_row.is_empty() {
                 offsets.push(data.len() as i32);
@@ -558,7 +572,7 @@ impl ItemDecoder {
         }
         let name = String::from_utf8_lossy(name);
         let mut quoted = String::with_capacity(name.len() + 2);
-        crate::value::write_json_string(&name, &mut quoted);
+        crate::ddb::value::write_json_string(&name, &mut quoted);
         self.extra_row.extend_from_slice(quoted.as_bytes());
         self.extra_row.push(b':');
         self.extra_row.extend_from_slice(raw);
@@ -587,6 +601,7 @@ pub struct Inferrer {
     pub stats: TableStats,
     walk: Walk,
     envelope: Envelope,
+    syntax: Syntax,
     file_index: usize,
     file: String,
     line: u64,
@@ -621,6 +636,7 @@ impl Inferrer {
             stats: TableStats::default(),
             walk: Walk::new(*opts),
             envelope,
+            syntax: Syntax::Json,
             file_index: 0,
             file: String::new(),
             line: 0,
@@ -633,6 +649,12 @@ impl Inferrer {
             malformed_at: Vec::new(),
             skip: Default::default(),
         }
+    }
+
+    /// Lines are in `syntax` (DynamoDB JSON unless said).
+    pub fn with_syntax(mut self, syntax: Syntax) -> Self {
+        self.syntax = syntax;
+        self
     }
 
     pub fn start_file(&mut self, index: usize, name: &str) {
@@ -675,7 +697,7 @@ impl Inferrer {
 
     fn line(&mut self, line: &[u8]) -> Result<()> {
         self.line += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if self.syntax.holds_no_record(line, &self.file, self.line)? {
             return Ok(());
         }
         self.nonblank += 1;
@@ -713,32 +735,35 @@ impl Inferrer {
         if std::str::from_utf8(line).is_err() {
             return Err(DecodeErr::malformed(0, "not UTF-8"));
         }
-        let mut cur = Cursor::new(line);
+        match self.syntax {
+            Syntax::Json => self.infer_record(&mut Cursor::new(line), into),
+            Syntax::Ion => self.infer_record(&mut IonCursor::new(line), into),
+        }
+    }
+
+    fn infer_record<'a, C: SyntaxCursor<'a>>(&mut self, cur: &mut C, into: &mut TableStats) -> Result<(), DecodeErr> {
         let want = self.envelope.key();
-        cur.expect(b'{')?;
+        cur.open_line()?;
+        cur.open_struct()?;
         let mut first = true;
         let mut found = false;
-        while cur.next_member(&mut first)? {
-            let is_item = cur.string(&mut self.walk.scratch)? == want;
-            cur.expect(b':')?;
-            if !is_item || found {
-                cur.skip_value()?;
+        while let Some(k) = cur.next_member(&mut first, &mut self.walk.scratch)? {
+            if k != want || found {
+                cur.skip_any()?;
                 continue;
             }
             found = true;
-            cur.expect(b'{')?;
+            cur.open_struct()?;
             let mut first_attr = true;
             let mut pos = 0;
-            while cur.next_member(&mut first_attr)? {
-                let k = cur.string(&mut self.walk.scratch)?;
+            while let Some(k) = cur.next_member(&mut first_attr, &mut self.walk.scratch)? {
                 self.key.clear();
                 self.key.extend_from_slice(k);
-                cur.expect(b':')?;
                 let name = std::str::from_utf8(&self.key).unwrap_or_default();
                 let order = order_key(self.file_index, self.line, pos);
                 self.walk.order = order;
                 let s = into.attr_capped(name, order, self.walk.opts.max_columns);
-                self.walk.value(&mut cur, s, 1).map_err(|e| e.at_key(&self.key))?;
+                self.walk.value(cur, s, 1).map_err(|e| e.at_key(&self.key))?;
                 pos += 1;
             }
         }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
-use super::number::Number;
+use crate::ddb::number::Number;
 use crate::schema::TimestampSource;
 
 /// `2024-06-01T03:00:00.123Z`, `2024-06-01T03:00:00+02:00`, `2024-06-01 03:00:00`

@@ -6,13 +6,15 @@
 //! rejected). Numbers never pass through `f64` unless the column is `double`.
 
 use super::builder::{Builder, TextKind};
-use super::json::Cursor;
-use super::number::Number;
 use super::shadow::{Shadow, ShadowKind};
+use super::syntax::SyntaxCursor;
 use super::walk::{self, Walk};
-use super::{DecodeErr, MAX_DEPTH, time};
+use super::{DecodeErr, time};
+use crate::ddb::json::same_name;
+use crate::ddb::number::Number;
+use crate::ddb::{Desc, MAX_DEPTH};
 use crate::schema::TimestampSource;
-use crate::schema::infer::{Desc, NumStats};
+use crate::schema::infer::NumStats;
 
 /// Scratch space reused across values.
 pub(crate) struct Ctx {
@@ -20,12 +22,12 @@ pub(crate) struct Ctx {
     pub walk: Walk,
 }
 
-/// Decode `{"<desc>": value}` at the cursor into `b`, counting it in `st`
+/// Decode the attribute value at the cursor into `b`, counting it in `st`
 /// (inference statistics, see [`super::shadow`]) when given. `ctx.walk.order`
 /// is the value's order key, as the inference walk would have it.
-pub(crate) fn decode_value(
+pub(crate) fn decode_value<'a, C: SyntaxCursor<'a>>(
     b: &mut Builder,
-    cur: &mut Cursor,
+    cur: &mut C,
     ctx: &mut Ctx,
     depth: usize,
     mut st: Option<&mut Shadow>,
@@ -46,14 +48,12 @@ pub(crate) fn decode_value(
         return Ok(());
     }
     if let Builder::Text { kind: TextKind::Json, offsets, data, valid } = b {
-        // Kept verbatim, after the same checks as any value; NULL is null.
+        // Kept as canonical DynamoDB JSON, after the same checks as any value; NULL is null.
         cur.skip_ws();
         let start = cur.pos();
-        cur.expect(b'{')?;
-        if walk::descriptor(cur, &mut ctx.scratch)? == Desc::Null {
-            cur.expect(b':')?;
-            walk::null_true(cur)?;
-            cur.expect(b'}')?;
+        if cur.open_value(&mut ctx.scratch)? == Desc::Null {
+            cur.null()?;
+            cur.close_value()?;
             offsets.push(data.len() as i32);
             valid.push(false);
             if let Some(s) = st {
@@ -64,32 +64,23 @@ pub(crate) fn decode_value(
         cur.set_pos(start);
         let order = ctx.walk.order;
         ctx.walk.value(cur, st.map(|s| s.at(order)), depth)?;
-        data.extend_from_slice(cur.slice(start, cur.pos()));
+        cur.write_canonical(start, data)?;
         offsets.push(data.len() as i32);
         valid.push(true);
         return Ok(());
     }
-    // Compact exports spell most values `{"S":"…`: take the opening in one step.
-    let desc = match cur.compact_scalar_opening() {
-        Some(d) => d,
-        None => {
-            cur.expect(b'{')?;
-            let d = walk::descriptor(cur, &mut ctx.scratch)?;
-            cur.expect(b':')?;
-            d
-        }
-    };
+    let desc = cur.open_value(&mut ctx.scratch)?;
     if let Some(s) = st.as_deref_mut() {
         s.at(ctx.walk.order).count(desc);
     }
     match desc {
         Desc::Null => {
-            walk::null_true(cur)?;
+            cur.null()?;
             b.push_null();
         }
         Desc::S | Desc::N | Desc::B => {
-            let text = cur.string(&mut ctx.scratch)?;
-            push_scalar(b, desc, text, cur, &mut ctx.walk.bytes, st.map(|s| &mut s.stats.num))?;
+            let text = cur.scalar(desc, &mut ctx.scratch)?;
+            push_scalar(b, desc, text, cur.pos(), &mut ctx.walk.bytes, st.map(|s| &mut s.stats.num))?;
         }
         Desc::Bool => {
             let v = cur.boolean()?;
@@ -103,7 +94,7 @@ pub(crate) fn decode_value(
                     offsets.push(data.len() as i32);
                     valid.push(true);
                 }
-                _ => return Err(mismatch(cur, desc, b)),
+                _ => return Err(mismatch(cur.pos(), desc, b)),
             }
         }
         Desc::M => match b {
@@ -114,16 +105,14 @@ pub(crate) fn decode_value(
                     _ => unreachable!("a struct's shadow is a struct"),
                 });
                 let base = ctx.walk.order;
-                cur.expect(b'{')?;
+                cur.open_struct()?;
                 let mut first = true;
                 let mut pos = 0;
                 // Keys borrow the line (no copy) unless they hold escapes.
                 let mut unescaped = Vec::new();
-                while cur.next_member(&mut first)? {
-                    let key = cur.string(&mut unescaped)?;
-                    cur.expect(b':')?;
+                while let Some(key) = cur.next_member(&mut first, &mut unescaped)? {
                     // Members usually come in schema order: try that before hashing.
-                    let hit = names.get(pos).filter(|n| super::json::same_name(n, key)).map(|_| pos);
+                    let hit = names.get(pos).filter(|n| same_name(n, key)).map(|_| pos);
                     // Members are ordered by where they first appear in their map (as the walk does).
                     let order = (base & !0xfff) | (pos as u64).min(0xfff);
                     pos += 1;
@@ -152,13 +141,11 @@ pub(crate) fn decode_value(
                 valid.push(true);
             }
             Builder::Map { offsets, keys, values, valid, .. } => {
-                cur.expect(b'{')?;
+                cur.open_struct()?;
                 let mut first = true;
                 let mut n = 0i32;
                 let mut unescaped = Vec::new();
-                while cur.next_member(&mut first)? {
-                    let key = cur.string(&mut unescaped)?;
-                    cur.expect(b':')?;
+                while let Some(key) = cur.next_member(&mut first, &mut unescaped)? {
                     if let Builder::Text { offsets, data, valid, .. } = keys.as_mut() {
                         data.extend_from_slice(key);
                         offsets.push(data.len() as i32);
@@ -170,12 +157,12 @@ pub(crate) fn decode_value(
                 offsets.push(offsets.last().unwrap() + n);
                 valid.push(true);
             }
-            _ => return Err(mismatch(cur, desc, b)),
+            _ => return Err(mismatch(cur.pos(), desc, b)),
         },
         Desc::L => match b {
             Builder::List { set: false, offsets, child, valid, .. } => {
                 let mut elem = elem_shadow(st, ctx.walk.order);
-                cur.expect(b'[')?;
+                cur.open_list()?;
                 let mut first = true;
                 let mut n = 0i32;
                 while cur.next_element(&mut first)? {
@@ -186,7 +173,7 @@ pub(crate) fn decode_value(
                 offsets.push(offsets.last().unwrap() + n);
                 valid.push(true);
             }
-            _ => return Err(mismatch(cur, desc, b)),
+            _ => return Err(mismatch(cur.pos(), desc, b)),
         },
         Desc::SS | Desc::NS | Desc::BS => {
             let member = match desc {
@@ -198,16 +185,16 @@ pub(crate) fn decode_value(
                 Builder::List { set: true, offsets, child, valid, .. } => {
                     let mut elem = elem_shadow(st, ctx.walk.order);
                     let start = child.len();
-                    cur.expect(b'[')?;
+                    cur.open_list()?;
                     let mut first = true;
                     let mut n = 0i32;
                     while cur.next_element(&mut first)? {
-                        let text = cur.string(&mut ctx.scratch)?;
+                        let text = cur.scalar(member, &mut ctx.scratch).map_err(|e| e.at_index(n as usize))?;
                         let num = elem.as_deref_mut().map(|s| {
                             s.stats.count(member);
                             &mut s.stats.num
                         });
-                        push_scalar(child, member, text, cur, &mut ctx.walk.bytes, num)
+                        push_scalar(child, member, text, cur.pos(), &mut ctx.walk.bytes, num)
                             .map_err(|e| e.at_index(n as usize))?;
                         n += 1;
                     }
@@ -220,12 +207,11 @@ pub(crate) fn decode_value(
                     offsets.push(offsets.last().unwrap() + n);
                     valid.push(true);
                 }
-                _ => return Err(mismatch(cur, desc, b)),
+                _ => return Err(mismatch(cur.pos(), desc, b)),
             }
         }
     }
-    cur.expect(b'}')?;
-    Ok(())
+    cur.close_value()
 }
 
 /// The element statistics of a list or set value (created by its first value, even an empty one).
@@ -240,8 +226,8 @@ fn elem_shadow(st: Option<&mut Shadow>, order: u64) -> Option<&mut Shadow> {
     })
 }
 
-fn mismatch(cur: &Cursor, desc: Desc, b: &Builder) -> DecodeErr {
-    DecodeErr::mismatch(cur.pos(), format!("a {} value does not fit a {} column", desc.name(), kind_name(b)))
+fn mismatch(pos: usize, desc: Desc, b: &Builder) -> DecodeErr {
+    DecodeErr::mismatch(pos, format!("a {} value does not fit a {} column", desc.name(), kind_name(b)))
 }
 
 fn kind_name(b: &Builder) -> &'static str {
@@ -269,7 +255,7 @@ fn push_scalar(
     b: &mut Builder,
     desc: Desc,
     text: &[u8],
-    cur: &Cursor,
+    pos: usize,
     bytes: &mut Vec<u8>,
     num: Option<&mut NumStats>,
 ) -> Result<(), DecodeErr> {
@@ -282,11 +268,11 @@ fn push_scalar(
         (Builder::Text { kind: TextKind::String, offsets, data, valid }, _) => {
             match desc {
                 Desc::N => {
-                    count(num, &walk::number(cur, text)?);
+                    count(num, &walk::number(pos, text)?);
                 }
                 Desc::B => {
                     bytes.clear();
-                    walk::base64_into(cur, text, bytes)?;
+                    walk::base64_into(pos, text, bytes)?;
                 }
                 _ => {}
             }
@@ -295,13 +281,13 @@ fn push_scalar(
             valid.push(true);
         }
         (Builder::Text { kind: TextKind::Number, offsets, data, valid }, Desc::N) => {
-            count(num, &walk::number(cur, text)?);
+            count(num, &walk::number(pos, text)?);
             data.extend_from_slice(text);
             offsets.push(data.len() as i32);
             valid.push(true);
         }
         (Builder::Binary { offsets, data, valid }, Desc::B) => {
-            walk::base64_into(cur, text, data)?;
+            walk::base64_into(pos, text, data)?;
             offsets.push(data.len() as i32);
             valid.push(true);
         }
@@ -314,8 +300,8 @@ fn push_scalar(
                     v
                 }
                 None => {
-                    let n = walk::number(cur, text)?;
-                    let v = n.to_i64().ok_or_else(|| does_not_fit(cur, text, "bigint"))?;
+                    let n = walk::number(pos, text)?;
+                    let v = n.to_i64().ok_or_else(|| does_not_fit(pos, text, "bigint"))?;
                     count(num, &n);
                     v
                 }
@@ -325,7 +311,7 @@ fn push_scalar(
         }
         (Builder::Decimal { precision, scale, values, valid }, Desc::N) => {
             let (precision, scale) = (u32::from(*precision), u32::from(*scale));
-            let v = match super::number::plain_decimal(text, precision, scale) {
+            let v = match crate::ddb::number::plain_decimal(text, precision, scale) {
                 Some((v, digits)) => {
                     if let Some(s) = num {
                         s.add_digits(digits);
@@ -333,10 +319,10 @@ fn push_scalar(
                     v
                 }
                 None => {
-                    let n = walk::number(cur, text)?;
+                    let n = walk::number(pos, text)?;
                     let v = n
                         .to_decimal(precision, scale)
-                        .ok_or_else(|| does_not_fit(cur, text, &format!("decimal({precision},{scale})")))?;
+                        .ok_or_else(|| does_not_fit(pos, text, &format!("decimal({precision},{scale})")))?;
                     count(num, &n);
                     v
                 }
@@ -345,7 +331,7 @@ fn push_scalar(
             valid.push(true);
         }
         (Builder::Float64 { values, valid }, Desc::N) => {
-            count(num, &walk::number(cur, text)?);
+            count(num, &walk::number(pos, text)?);
             // Checked above to be a number; Rust's parse is correctly rounded.
             let v: f64 = std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
             values.push(v);
@@ -357,18 +343,18 @@ fn push_scalar(
                 (TimestampSource::Iso8601, Desc::S) => time::parse_iso8601(text),
                 (TimestampSource::Iso8601, _) => None,
                 (_, Desc::N) => {
-                    let n = walk::number(cur, text)?;
+                    let n = walk::number(pos, text)?;
                     let v = time::from_epoch(&n, source);
                     count(num, &n);
                     v
                 }
                 _ => None,
             };
-            let v = v.ok_or_else(|| does_not_fit(cur, text, "timestamp"))?;
+            let v = v.ok_or_else(|| does_not_fit(pos, text, "timestamp"))?;
             values.push(v);
             valid.push(true);
         }
-        (b, d) => return Err(mismatch(cur, d, b)),
+        (b, d) => return Err(mismatch(pos, d, b)),
     }
     Ok(())
 }
@@ -393,8 +379,8 @@ fn int64(text: &[u8]) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
-fn does_not_fit(cur: &Cursor, text: &[u8], ty: &str) -> DecodeErr {
-    DecodeErr::mismatch(cur.pos(), format!("value `{}` does not fit {ty}", String::from_utf8_lossy(text)))
+fn does_not_fit(pos: usize, text: &[u8], ty: &str) -> DecodeErr {
+    DecodeErr::mismatch(pos, format!("value `{}` does not fit {ty}", String::from_utf8_lossy(text)))
 }
 
 /// Did the last set appended to `child` (from row `start`) repeat a member?
@@ -407,8 +393,7 @@ fn has_duplicates(child: &Builder, start: usize) -> bool {
         Builder::Text { offsets, data, .. } | Builder::Binary { offsets, data, .. } => {
             let item = |i: usize| &data[offsets[i] as usize..offsets[i + 1] as usize];
             if n <= SMALL_SET {
-                return (start..child.len())
-                    .any(|i| (i + 1..child.len()).any(|j| super::json::same_name(item(i), item(j))));
+                return (start..child.len()).any(|i| (i + 1..child.len()).any(|j| same_name(item(i), item(j))));
             }
             let mut v: Vec<&[u8]> = (start..child.len()).map(item).collect();
             v.sort_unstable();

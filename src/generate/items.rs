@@ -1,6 +1,6 @@
 //! The items of the generated `Orders` table, and their changes.
 
-use crate::value::{AttrValue as V, Item};
+use crate::ddb::value::{AttrValue as V, Item};
 
 /// splitmix64: small, fast, and the same on every platform.
 #[derive(Debug, Clone)]
@@ -257,22 +257,11 @@ pub fn make_item(r: &mut Rng, t_lo: i64, t_hi: i64, awkward: bool) -> Item {
 
 /// Change records (incremental export lines) touching `item` at `ts_us`:
 /// an update (90%) or a delete (10%), sometimes followed by a brand-new item.
-pub fn changes(r: &mut Rng, item: &Item, ts_us: i64) -> Vec<String> {
+pub fn changes(r: &mut Rng, item: &Item, ts_us: i64, format: crate::export::OutputFormat) -> Vec<String> {
     let keys: Item = item.iter().filter(|(k, _)| k == "orderId" || k == "createdAt").cloned().collect();
     let mut out = Vec::new();
     let mut rec = |keys: &Item, old: Option<&Item>, new: Option<&Item>, ts: i64| {
-        let mut line = format!("{{\"Metadata\":{{\"WriteTimestampMicros\":{{\"N\":\"{ts}\"}}}},\"Keys\":");
-        crate::value::write_item(keys, &mut line);
-        if let Some(o) = old {
-            line.push_str(",\"OldImage\":");
-            crate::value::write_item(o, &mut line);
-        }
-        if let Some(n) = new {
-            line.push_str(",\"NewImage\":");
-            crate::value::write_item(n, &mut line);
-        }
-        line.push_str("}\n");
-        out.push(line);
+        out.push(super::change_line(format, keys, old, new, ts));
     };
     if r.unit() < 0.1 {
         rec(&keys, Some(item), None, ts_us);

@@ -20,7 +20,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use md5::{Digest, Md5};
 
+use crate::ddb::value::{AttrValue, Item};
 use crate::error::{Error, Result};
+use crate::export::OutputFormat;
 pub use items::{Rng, make_item};
 
 /// What to generate.
@@ -39,6 +41,10 @@ pub struct GenerateOptions {
     pub bucket: String,
     /// Add attributes with awkward names (dots, spaces, unicode, case collisions).
     pub awkward_names: bool,
+    /// `DYNAMODB_JSON` (`*.json.gz`) or `ION` (`*.ion.gz`, Ion text).
+    pub format: OutputFormat,
+    /// Items: the generated `Orders` table, or these (cycled).
+    pub items_from: Option<std::sync::Arc<Vec<Item>>>,
 }
 
 impl Default for GenerateOptions {
@@ -53,6 +59,8 @@ impl Default for GenerateOptions {
             table: "Orders".into(),
             bucket: "example-bucket".into(),
             awkward_names: false,
+            format: OutputFormat::DynamodbJson,
+            items_from: None,
         }
     }
 }
@@ -105,35 +113,45 @@ pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated>
     let t_lo = t_hi - 2 * 365 * 86_400_000;
     let (inc_from_us, inc_to_us) = (export_ms * 1000, (export_ms + 6 * 3_600_000) * 1000);
 
+    let ext = match opts.format {
+        OutputFormat::DynamodbJson => "json",
+        OutputFormat::Ion => "ion",
+    };
+    let mut next_given = 0usize;
     let mut full_files = Vec::new();
     let mut inc_files = Vec::new();
     for (i, &n) in counts.iter().enumerate() {
         let name = rand_name(&mut meta);
-        let key = format!("{key_prefix}AWSDynamoDB/{export_id}/data/{name}.json.gz");
+        let key = format!("{key_prefix}AWSDynamoDB/{export_id}/data/{name}.{ext}.gz");
         let mut rng = Rng::new(opts.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
         let mut irng = Rng::new(opts.seed.wrapping_mul(7_919).wrapping_add(i as u64) ^ 0x1c);
         let mut out = GzFile::create(&bucket_root.join(&key))?;
         let mut inc_out = match &incremental {
             Some(_) => {
                 let iname = rand_name(&mut meta);
-                let ikey = format!("{key_prefix}AWSDynamoDB/data/{iname}.json.gz");
+                let ikey = format!("{key_prefix}AWSDynamoDB/data/{iname}.{ext}.gz");
                 Some((GzFile::create(&bucket_root.join(&ikey))?, ikey, 0u64))
             }
             None => None,
         };
         let mut line = String::with_capacity(2048);
         for _ in 0..n {
-            let item = make_item(&mut rng, t_lo, t_hi, opts.awkward_names);
+            let item = match &opts.items_from {
+                Some(given) => {
+                    let item = given[next_given % given.len()].clone();
+                    next_given += 1;
+                    item
+                }
+                None => make_item(&mut rng, t_lo, t_hi, opts.awkward_names),
+            };
             line.clear();
-            line.push_str("{\"Item\":");
-            crate::value::write_item(&item, &mut line);
-            line.push_str("}\n");
+            item_line(opts.format, &item, &mut line);
             out.write(line.as_bytes())?;
             if let Some((inc, _, count)) = inc_out.as_mut()
                 && irng.unit() < 0.05
             {
                 let ts_us = inc_from_us + irng.below((inc_to_us - inc_from_us) as u64) as i64;
-                for rec in items::changes(&mut irng, &item, ts_us) {
+                for rec in items::changes(&mut irng, &item, ts_us, opts.format) {
                     inc.write(rec.as_bytes())?;
                     *count += 1;
                 }
@@ -145,7 +163,7 @@ pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated>
         }
     }
     for _ in 0..opts.empty_files {
-        let key = format!("{key_prefix}AWSDynamoDB/{export_id}/data/{}.json.gz", rand_name(&mut meta));
+        let key = format!("{key_prefix}AWSDynamoDB/{export_id}/data/{}.{ext}.gz", rand_name(&mut meta));
         full_files.push(GzFile::create(&bucket_root.join(&key))?.finish(key, 0)?);
     }
 
@@ -172,9 +190,13 @@ pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated>
             iso(start_ms),
             iso(start_ms + 300_000 + (items as i64 / 50)),
         ) + &format!(
-            ",\"s3Bucket\":\"{}\",\"s3Prefix\":{prefix_json},\"s3SseAlgorithm\":\"AES256\",\"s3SseKmsKeyId\":null,\"manifestFilesS3Key\":\"{key_prefix}AWSDynamoDB/{id}/manifest-files.json\",\"billedSizeBytes\":{},\"itemCount\":{items},\"outputFormat\":\"DYNAMODB_JSON\"",
+            ",\"s3Bucket\":\"{}\",\"s3Prefix\":{prefix_json},\"s3SseAlgorithm\":\"AES256\",\"s3SseKmsKeyId\":null,\"manifestFilesS3Key\":\"{key_prefix}AWSDynamoDB/{id}/manifest-files.json\",\"billedSizeBytes\":{},\"itemCount\":{items},\"outputFormat\":\"{}\"",
             opts.bucket,
-            raw * 6 / 10
+            raw * 6 / 10,
+            match opts.format {
+                OutputFormat::DynamodbJson => "DYNAMODB_JSON",
+                OutputFormat::Ion => "ION",
+            }
         )
     };
     let summary = format!(
@@ -197,6 +219,51 @@ pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated>
         write_manifests(&dir, &summary, &inc_files)?;
     }
     Ok(Generated { root, full_export_id: export_id, full_export_dir: export_dir, incremental_export_id: incremental })
+}
+
+/// One full-export line: `{"Item":{…}}` or `$ion_1_0 {Item:{…}}`.
+pub fn item_line(format: OutputFormat, item: &Item, line: &mut String) {
+    match format {
+        OutputFormat::DynamodbJson => {
+            line.push_str("{\"Item\":");
+            crate::ddb::value::write_item(item, line);
+            line.push_str("}\n");
+        }
+        OutputFormat::Ion => {
+            line.push_str("$ion_1_0 {Item:");
+            crate::ddb::value::write_item_ion(item, line);
+            line.push_str("}\n");
+        }
+    }
+}
+
+/// One incremental-export line: the change's metadata, keys and images.
+pub fn change_line(format: OutputFormat, keys: &Item, old: Option<&Item>, new: Option<&Item>, ts_us: i64) -> String {
+    let ts = AttrValue::N(ts_us.to_string());
+    let mut line = String::new();
+    type WriteItem = fn(&[(String, AttrValue)], &mut String);
+    let (write, sep): (WriteItem, bool) = match format {
+        OutputFormat::DynamodbJson => (crate::ddb::value::write_item, true),
+        OutputFormat::Ion => (crate::ddb::value::write_item_ion, false),
+    };
+    let name = |n: &str| if sep { format!("\"{n}\"") } else { n.to_string() };
+    if !sep {
+        line.push_str("$ion_1_0 ");
+    }
+    line.push('{');
+    line.push_str(&name("Metadata"));
+    line.push(':');
+    write(&[("WriteTimestampMicros".to_string(), ts)], &mut line);
+    for (field, image) in [("Keys", Some(keys)), ("OldImage", old), ("NewImage", new)] {
+        if let Some(image) = image {
+            line.push(',');
+            line.push_str(&name(field));
+            line.push(':');
+            write(image, &mut line);
+        }
+    }
+    line.push_str("}\n");
+    line
 }
 
 fn rand_name(rng: &mut Rng) -> String {

@@ -30,47 +30,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::ddb::number::{Digits, Number};
+pub use crate::ddb::{DESCRIPTORS, Desc};
+
 use super::names;
 use super::{ColumnType, Field, Schema};
-
-/// Type descriptors, in a fixed order.
-pub const DESCRIPTORS: [&str; 10] = ["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Desc {
-    S = 0,
-    N = 1,
-    B = 2,
-    Bool = 3,
-    Null = 4,
-    M = 5,
-    L = 6,
-    SS = 7,
-    NS = 8,
-    BS = 9,
-}
-
-impl Desc {
-    pub fn parse(s: &[u8]) -> Option<Desc> {
-        Some(match s {
-            b"S" => Desc::S,
-            b"N" => Desc::N,
-            b"B" => Desc::B,
-            b"BOOL" => Desc::Bool,
-            b"NULL" => Desc::Null,
-            b"M" => Desc::M,
-            b"L" => Desc::L,
-            b"SS" => Desc::SS,
-            b"NS" => Desc::NS,
-            b"BS" => Desc::BS,
-            _ => return None,
-        })
-    }
-    pub fn name(self) -> &'static str {
-        DESCRIPTORS[self as usize]
-    }
-}
 
 /// Options of inference.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,7 +72,7 @@ pub struct NumStats {
 }
 
 impl NumStats {
-    pub fn add(&mut self, n: &crate::decode::number::Number) {
+    pub fn add(&mut self, n: &Number) {
         self.count += 1;
         if n.to_i64().is_none() {
             self.not_int64 += 1;
@@ -126,10 +90,10 @@ impl NumStats {
         self.max_int_digits = self.max_int_digits.max(digits);
     }
 
-    /// [`NumStats::add`] from a number's [`Digits`](crate::decode::number::Digits)
+    /// [`NumStats::add`] from a number's [`Digits`]
     /// (the decoder's fast path for plain decimals of up to 18 digits).
     #[inline]
-    pub fn add_digits(&mut self, d: crate::decode::number::Digits) {
+    pub fn add_digits(&mut self, d: Digits) {
         self.count += 1;
         if d.scale > 0 {
             self.not_int64 += 1;
@@ -440,7 +404,7 @@ impl TableStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::number::Number;
+    use crate::ddb::number::Number;
 
     #[test]
     fn add_int_counts_like_add() {

@@ -318,7 +318,7 @@ impl FormatWriter {
                         }
                         first = false;
                         let mut name = String::new();
-                        crate::value::write_json_string(f.name(), &mut name);
+                        crate::ddb::value::write_json_string(f.name(), &mut name);
                         line.extend_from_slice(name.as_bytes());
                         line.push(b':');
                         write_json(c.as_ref(), f, i, line);

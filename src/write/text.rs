@@ -35,7 +35,7 @@ fn meta_type(field: &Field) -> &str {
 
 fn json_string(s: &str, out: &mut Vec<u8>) {
     let mut tmp = String::with_capacity(s.len() + 2);
-    crate::value::write_json_string(s, &mut tmp);
+    crate::ddb::value::write_json_string(s, &mut tmp);
     out.extend_from_slice(tmp.as_bytes());
 }
 
@@ -56,16 +56,16 @@ pub fn write_json(a: &dyn Array, field: &Field, i: usize, out: &mut Vec<u8>) {
             let s = a.as_string::<i32>().value(i);
             match meta_type(field) {
                 "json" => {
-                    if crate::decode::plain::value_to_plain(s.as_bytes(), out).is_err() {
+                    if crate::ddb::plain::value_to_plain(s.as_bytes(), out).is_err() {
                         json_string(s, out);
                     }
                 }
                 "catch-all" => {
-                    if crate::decode::plain::item_to_plain(s.as_bytes(), out).is_err() {
+                    if crate::ddb::plain::item_to_plain(s.as_bytes(), out).is_err() {
                         json_string(s, out);
                     }
                 }
-                "number" => crate::decode::number::write_json_number(s.as_bytes(), out),
+                "number" => crate::ddb::number::write_json_number(s.as_bytes(), out),
                 _ => json_string(s, out),
             }
         }

@@ -61,7 +61,7 @@ fn schema_of_first(data: &[u8], n: u64) -> Schema {
     inf.stats.schema(&io)
 }
 
-fn concat(batches: &[RecordBatch]) -> RecordBatch {
+pub fn concat(batches: &[RecordBatch]) -> RecordBatch {
     arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap()
 }
 
@@ -231,7 +231,7 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     v
 }
 
-fn check_batch(batch: &RecordBatch, items: &[HashMap<String, AV>]) {
+pub fn check_batch(batch: &RecordBatch, items: &[HashMap<String, AV>]) {
     assert_eq!(batch.num_rows(), items.len());
     let schema = batch.schema();
     let extra = batch.column_by_name("_extra").unwrap();
@@ -316,7 +316,7 @@ fn value() -> impl Strategy<Value = AV> {
     })
 }
 
-fn item() -> impl Strategy<Value = HashMap<String, AV>> {
+pub fn item() -> impl Strategy<Value = HashMap<String, AV>> {
     prop::collection::hash_map(
         prop::sample::select(vec!["pk", "amount", "tags", "doc", "Note", "note", "x.y", "list"])
             .prop_map(str::to_string),

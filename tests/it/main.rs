@@ -4,6 +4,7 @@ mod convert;
 mod ddl;
 mod decode;
 mod inspect;
+mod ion;
 mod reliability;
 mod sql;
 mod support;

@@ -262,6 +262,148 @@ mod tests {
     }
 }
 
+/// Plain spellings longer than this are written in `E` notation.
+pub const PLAIN_MAX_CHARS: usize = 40;
+
+/// Write number text in the one spelling DynamoDB's JSON export uses: no sign
+/// for zero, no leading or trailing zeros, plain digits (`600`, `0.0015`)
+/// unless that would take more than [`PLAIN_MAX_CHARS`] characters, then one
+/// digit before the point and an exponent (`1E+125`, `9.99E-130`). Accepts
+/// `[+-]digits[.digits][(e|E|d|D)[+-]digits]` (Ion's `d` exponent too, and
+/// `103.` or `.5`); `false` (nothing written) for anything else. Exact: it
+/// moves digits, it never computes with them.
+pub fn write_canonical(text: &[u8], out: &mut Vec<u8>) -> bool {
+    let (neg, rest) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let mantissa_len = rest.iter().position(|b| matches!(b, b'e' | b'E' | b'd' | b'D')).unwrap_or(rest.len());
+    let (mantissa, exponent) = rest.split_at(mantissa_len);
+    let mut exp: i64 = 0;
+    if !exponent.is_empty() {
+        let e = &exponent[1..];
+        let (eneg, digits) = match e.first() {
+            Some(b'-') => (true, &e[1..]),
+            Some(b'+') => (false, &e[1..]),
+            _ => (false, e),
+        };
+        if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        let v: i64 = digits.iter().fold(0, |a, &b| a * 10 + i64::from(b - b'0'));
+        exp = if eneg { -v } else { v };
+    }
+    let point = mantissa.iter().position(|&b| b == b'.');
+    let (int, frac) = match point {
+        Some(p) => (&mantissa[..p], &mantissa[p + 1..]),
+        None => (mantissa, &mantissa[..0]),
+    };
+    if int.len() + frac.len() == 0 || !int.iter().chain(frac).all(u8::is_ascii_digit) {
+        return false;
+    }
+    exp -= frac.len() as i64;
+    // The significant digits: `int` and `frac` read as one run, zeros trimmed.
+    let all = || int.iter().chain(frac.iter()).copied();
+    let total = int.len() + frac.len();
+    let lead = all().take_while(|&b| b == b'0').count();
+    if lead == total {
+        out.push(b'0');
+        return true;
+    }
+    let trail = all().collect::<Vec<u8>>().iter().rev().take_while(|&&b| b == b'0').count();
+    exp += trail as i64;
+    let digits: Vec<u8> = all().skip(lead).take(total - lead - trail).collect();
+    let n = digits.len() as i64;
+    if neg {
+        out.push(b'-');
+    }
+    let plain_len = if exp >= 0 {
+        n + exp
+    } else if n + exp > 0 {
+        n + 1
+    } else {
+        2 - exp
+    };
+    if plain_len <= PLAIN_MAX_CHARS as i64 {
+        if exp >= 0 {
+            out.extend_from_slice(&digits);
+            out.resize(out.len() + exp as usize, b'0');
+        } else if n + exp > 0 {
+            let at = (n + exp) as usize;
+            out.extend_from_slice(&digits[..at]);
+            out.push(b'.');
+            out.extend_from_slice(&digits[at..]);
+        } else {
+            out.extend_from_slice(b"0.");
+            out.resize(out.len() + (-exp - n) as usize, b'0');
+            out.extend_from_slice(&digits);
+        }
+    } else {
+        out.push(digits[0]);
+        if n > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        let adjusted = exp + n - 1;
+        out.extend_from_slice(format!("E{}{}", if adjusted >= 0 { "+" } else { "-" }, adjusted.abs()).as_bytes());
+    }
+    true
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+
+    fn canon(s: &str) -> Option<String> {
+        let mut out = Vec::new();
+        write_canonical(s.as_bytes(), &mut out).then(|| String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn one_spelling_per_number() {
+        for (i, o) in [
+            ("103.", "103"),
+            ("6d2", "600"),
+            ("2d3", "2000"),
+            ("1.5d-3", "0.0015"),
+            ("15D-4", "0.0015"),
+            ("0.0015", "0.0015"),
+            ("-0d0", "0"),
+            ("-0.0", "0"),
+            ("0", "0"),
+            ("007.50", "7.5"),
+            ("99.99", "99.99"),
+            ("-99.990", "-99.99"),
+            ("1E+125", "1E+125"),
+            ("1d125", "1E+125"),
+            ("-1E-130", "-1E-130"),
+            ("9.9999999999999999999999999999999999999E+125", "9.9999999999999999999999999999999999999E+125"),
+            ("12345678901234567890123456789012345678", "12345678901234567890123456789012345678"),
+            ("0.00000000000000000000000000000000000001", "0.00000000000000000000000000000000000001"),
+            ("1d-38", "0.00000000000000000000000000000000000001"),
+            ("1d-39", "1E-39"),
+            ("1d39", "1000000000000000000000000000000000000000"),
+            ("1d40", "1E+40"),
+            ("1702062202420", "1702062202420"),
+            ("1.70206220242E+12", "1702062202420"),
+            ("3937d1", "39370"),
+            (".5", "0.5"),
+            ("+5", "5"),
+        ] {
+            assert_eq!(canon(i).as_deref(), Some(o), "{i}");
+            // The canonical spelling is a fixed point, and the same number.
+            assert_eq!(canon(o).as_deref(), Some(o), "{o}");
+            let (a, b) =
+                (Number::parse(o.as_bytes()).unwrap(), Number::parse(i.replace(['d', 'D'], "E").as_bytes()).unwrap());
+            assert_eq!(a, b, "{i}");
+        }
+        for bad in ["", "-", ".", "1.2.3", "1e", "abc", "1d", "0x10", "1 ", "1_000", "1e1234567890"] {
+            assert_eq!(canon(bad), None, "{bad}");
+        }
+    }
+}
+
 /// Write DynamoDB number text as a JSON number: as is when it already is
 /// valid JSON (the usual case), else in canonical `MeE` form.
 pub fn write_json_number(text: &[u8], out: &mut Vec<u8>) {

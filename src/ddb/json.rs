@@ -5,6 +5,8 @@
 //! it with this cursor and write straight into column buffers, so no tree is
 //! built per item. Strings without escapes are returned as slices of the input.
 
+use super::Desc;
+
 /// A failure at a byte offset of the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonError {
@@ -243,8 +245,7 @@ impl<'a> Cursor<'a> {
     /// A type descriptor written plainly (`"S"`, `"BOOL"`, …), consumed; `None`
     /// (nothing consumed) for anything else, which the caller reads the slow way.
     #[inline]
-    pub fn descriptor_fast(&mut self) -> Option<crate::schema::infer::Desc> {
-        use crate::schema::infer::Desc;
+    pub fn descriptor_fast(&mut self) -> Option<Desc> {
         let rest = self.buf.get(self.pos..)?;
         let (d, n) = match rest {
             [b'"', b'S', b'"', ..] => (Desc::S, 3),
@@ -267,8 +268,7 @@ impl<'a> Cursor<'a> {
     /// the value's opening quote: consumes up to the colon and returns the
     /// descriptor. `None` (nothing consumed) for anything else.
     #[inline(always)]
-    pub fn compact_scalar_opening(&mut self) -> Option<crate::schema::infer::Desc> {
-        use crate::schema::infer::Desc;
+    pub fn compact_scalar_opening(&mut self) -> Option<Desc> {
         let rest = self.buf.get(self.pos..self.pos + 6)?;
         if rest[0] != b'{' || rest[1] != b'"' || rest[3] != b'"' || rest[4] != b':' || rest[5] != b'"' {
             return None;
@@ -281,6 +281,29 @@ impl<'a> Cursor<'a> {
         };
         self.pos += 5;
         Some(d)
+    }
+
+    /// A descriptor (`"S"`, `"N"`, …) after the opening `{` of an attribute value.
+    #[inline]
+    pub fn descriptor(&mut self, scratch: &mut Vec<u8>) -> JResult<Desc> {
+        // Every value has one: match the common spellings byte by byte.
+        if let Some(d) = self.descriptor_fast() {
+            return Ok(d);
+        }
+        let d = self.string(scratch)?;
+        match Desc::parse(d) {
+            Some(x) => Ok(x),
+            None => self.err(format!(
+                "unknown type descriptor `{}`; expected S, N, B, BOOL, NULL, M, L, SS, NS or BS",
+                String::from_utf8_lossy(d)
+            )),
+        }
+    }
+
+    /// `NULL`'s value, which must be `true`.
+    #[inline]
+    pub fn null_true(&mut self) -> JResult<()> {
+        if self.boolean()? { Ok(()) } else { self.err("NULL must be `true`") }
     }
 
     /// `true` or `false`.
@@ -361,7 +384,7 @@ impl<'a> Cursor<'a> {
 /// Byte-slice equality for the short names of attributes and members, without
 /// a call to `memcmp` (this runs once per attribute of every item).
 #[inline(always)]
-pub(crate) fn same_name(a: &[u8], b: &[u8]) -> bool {
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

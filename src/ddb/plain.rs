@@ -1,12 +1,12 @@
-//! DynamoDB JSON → plain JSON: descriptors unwrapped, numbers left exact (as
-//! JSON number text, never through `f64`), sets as arrays, binary as base64
-//! strings, `NULL` as `null`. Used by JSON Lines and CSV output for `json`
-//! columns and the catch-all.
+//! Canonical DynamoDB JSON → plain JSON: descriptors unwrapped, numbers left
+//! exact (as JSON number text, never through `f64`), sets as arrays, binary as
+//! base64 strings, `NULL` as `null`. Used by JSON Lines and CSV output for
+//! `json` columns and the catch-all (which hold canonical DynamoDB JSON
+//! whatever the export's syntax).
 
-use super::json::Cursor;
-use super::walk;
-use super::{DecodeErr, MAX_DEPTH};
-use crate::schema::infer::Desc;
+use super::json::{Cursor, JResult};
+use super::number::Number;
+use super::{Desc, MAX_DEPTH};
 
 /// Convert one attribute value (`{"M":{…}}`) to plain JSON.
 pub fn value_to_plain(text: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
@@ -22,7 +22,7 @@ pub fn item_to_plain(text: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     members(&mut cur, &mut scratch, out, 0).map_err(|e| e.message)
 }
 
-fn members(cur: &mut Cursor, scratch: &mut Vec<u8>, out: &mut Vec<u8>, depth: usize) -> Result<(), DecodeErr> {
+fn members(cur: &mut Cursor, scratch: &mut Vec<u8>, out: &mut Vec<u8>, depth: usize) -> JResult<()> {
     cur.expect(b'{')?;
     out.push(b'{');
     let mut first = true;
@@ -41,12 +41,12 @@ fn members(cur: &mut Cursor, scratch: &mut Vec<u8>, out: &mut Vec<u8>, depth: us
     Ok(())
 }
 
-fn attr(cur: &mut Cursor, scratch: &mut Vec<u8>, out: &mut Vec<u8>, depth: usize) -> Result<(), DecodeErr> {
+fn attr(cur: &mut Cursor, scratch: &mut Vec<u8>, out: &mut Vec<u8>, depth: usize) -> JResult<()> {
     if depth > MAX_DEPTH + 1 {
-        return Err(DecodeErr::malformed(cur.pos(), "nested too deeply"));
+        return cur.err("nested too deeply");
     }
     cur.expect(b'{')?;
-    let desc = walk::descriptor(cur, scratch)?;
+    let desc = cur.descriptor(scratch)?;
     cur.expect(b':')?;
     cur.skip_ws();
     match desc {
@@ -57,12 +57,12 @@ fn attr(cur: &mut Cursor, scratch: &mut Vec<u8>, out: &mut Vec<u8>, depth: usize
         }
         Desc::N => {
             let text = cur.string(scratch)?;
-            walk::number(cur, text)?;
+            number(cur, text)?;
             super::number::write_json_number(text, out);
         }
         Desc::Bool => out.extend_from_slice(if cur.boolean()? { b"true" } else { b"false" }),
         Desc::Null => {
-            walk::null_true(cur)?;
+            cur.null_true()?;
             out.extend_from_slice(b"null");
         }
         Desc::M => members(cur, scratch, out, depth)?,
@@ -90,7 +90,7 @@ fn attr(cur: &mut Cursor, scratch: &mut Vec<u8>, out: &mut Vec<u8>, depth: usize
                 let start = cur.pos();
                 let text = cur.string(scratch)?;
                 if desc == Desc::NS {
-                    walk::number(cur, text)?;
+                    number(cur, text)?;
                     super::number::write_json_number(text, out);
                 } else {
                     out.extend_from_slice(cur.slice(start, cur.pos()));
@@ -101,6 +101,13 @@ fn attr(cur: &mut Cursor, scratch: &mut Vec<u8>, out: &mut Vec<u8>, depth: usize
     }
     cur.expect(b'}')?;
     Ok(())
+}
+
+fn number(cur: &Cursor, text: &[u8]) -> JResult<()> {
+    match Number::parse(text) {
+        Some(_) => Ok(()),
+        None => cur.err(format!("malformed number `{}`", String::from_utf8_lossy(text))),
+    }
 }
 
 #[cfg(test)]
