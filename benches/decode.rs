@@ -1,4 +1,5 @@
-//! Decoding throughput: DynamoDB JSON bytes → Arrow record batches, every attribute.
+//! Decoding throughput: DynamoDB JSON (and Ion text) bytes → Arrow record
+//! batches, every attribute.
 //!
 //! The data is generated here (the same Orders items as `dynolake generate`), so
 //! nothing large is committed. Reports MB/s of JSON on one core; `convert` runs
@@ -9,7 +10,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dynolake::decode::{DecodeOptions, Envelope, Inferrer, ItemDecoder};
+use dynolake::decode::{DecodeOptions, Envelope, Inferrer, ItemDecoder, Syntax};
 use dynolake::generate::{Rng, make_item};
 use dynolake::schema::infer::InferOptions;
 
@@ -63,6 +64,44 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The same items as Ion text (as an ION export holds them): throughput per
+    // byte of Ion, which is shorter than the same items' JSON.
+    let ion = ion_lines(50_000);
+    let mut g = c.benchmark_group("decode_ion");
+    g.throughput(Throughput::Bytes(ion.len() as u64));
+    g.sample_size(10);
+    g.bench_function("items_to_record_batches", |b| {
+        b.iter(|| {
+            let mut dec = ItemDecoder::new(&schema, DecodeOptions { syntax: Syntax::Ion, ..Default::default() });
+            dec.start_file(0, "bench");
+            let mut rows = 0;
+            let mut off = 0;
+            while off < ion.len() {
+                off += dec.decode(&ion[off..]).unwrap();
+                if dec.is_full() {
+                    rows += dec.flush().unwrap().map_or(0, |b| b.num_rows());
+                }
+            }
+            dec.finish_file().unwrap();
+            rows += dec.flush().unwrap().map_or(0, |b| b.num_rows());
+            assert_eq!(dec.stats().rejected, 0);
+            black_box(rows)
+        })
+    });
+    g.finish();
+}
+
+fn ion_lines(n: usize) -> Vec<u8> {
+    let mut rng = Rng::new(42);
+    let mut out = String::new();
+    for _ in 0..n {
+        out.push_str("$ion_1_0 {Item:");
+        let item = make_item(&mut rng, 1_600_000_000_000, 1_700_000_000_000, false);
+        dynolake::ddb::value::write_item_ion(&item, &mut out);
+        out.push_str("}\n");
+    }
+    out.into_bytes()
 }
 
 criterion_group!(benches, bench);

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::export::Export;
-use crate::scan::{self, Progress, ScanOptions, ScanReport};
+use crate::pipeline::{self, PipelineOptions, PipelineReport, Progress};
 use crate::schema::Schema;
 use crate::store::Location;
 use crate::write::commit::{self, CommitRecord, CommittedFile, Mode, SourceInfo};
@@ -27,7 +27,7 @@ pub struct ConvertOptions {
     pub write: WriteOptions,
     pub compression_name: String,
     pub mode: Mode,
-    pub scan: ScanOptions,
+    pub scan: PipelineOptions,
     /// Commit even if items were rejected.
     pub allow_rejects: bool,
     /// The schema was inferred from the first items only: gather inference
@@ -54,7 +54,7 @@ pub struct ConvertSummary {
     pub finished_interrupted_run: Option<String>,
     pub cleaned_leftovers: Vec<String>,
     #[serde(flatten)]
-    pub scan: ScanReport,
+    pub scan: PipelineReport,
     pub rows: u64,
     pub files: usize,
     pub partitions: usize,
@@ -114,7 +114,7 @@ pub fn convert(
             destination: dest.url.clone(),
             finished_interrupted_run: Some(r.run_id.clone()),
             cleaned_leftovers: prepared.cleaned,
-            scan: ScanReport::default(),
+            scan: PipelineReport::default(),
             rows: r.rows,
             files: r.files.len(),
             partitions: r.partitions.len(),
@@ -130,12 +130,12 @@ pub fn convert(
     let rejects_path = ["_rejects", &format!("{run_id}.jsonl")].iter().fold(dest.prefix.clone(), |p, s| p.join(*s));
     let lazy =
         Arc::new(Mutex::new(LazyOut { dest: dest.clone(), path: rejects_path.clone(), rt: rt.clone(), out: None }));
-    let rejects: scan::RejectSink = Mutex::new(Box::new(Shared(lazy.clone())));
+    let rejects: pipeline::RejectSink = Mutex::new(Box::new(Shared(lazy.clone())));
     let batch_schema = schema.arrow_schema();
     let wopts = Arc::new(opts.write.clone());
     let mut scan_opts = opts.scan.clone();
     scan_opts.decode.collect_stats |= opts.check_schema;
-    let result = scan::scan(export, rt, schema, &scan_opts, Some(&rejects), progress, |w| {
+    let result = pipeline::decode_export(export, rt, schema, &scan_opts, Some(&rejects), progress, |w| {
         DatasetSink::new(dest, &run_id, w, batch_schema.clone(), wopts.clone(), rt.clone())
     });
     drop(rejects);
@@ -285,7 +285,7 @@ fn finish_sinks(
         let written = |rows| {
             progress.spilled_rows_written.fetch_add(rows, Relaxed);
         };
-        files.extend(crate::write::spill::merge(spilled, jobs, merge_sink, written)?);
+        files.extend(crate::write::spill::write_partitions(spilled, jobs, merge_sink, written)?);
     }
     Ok((files, report))
 }
@@ -303,7 +303,7 @@ pub fn peak_memory() -> Option<u64> {
 fn exact_schema(
     export: &Export,
     decoded_with: &Schema,
-    report: &ScanReport,
+    report: &PipelineReport,
     infer: &crate::schema::infer::InferOptions,
 ) -> std::result::Result<Schema, String> {
     if report.decode.extra_values > 0 {

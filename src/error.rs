@@ -91,9 +91,34 @@ pub enum Error {
     #[error("row {row} at `{path}`: {message}")]
     Row { row: usize, path: String, message: String },
 
-    /// Arrow, Parquet or DataFusion failed.
-    #[error("{context}: {message}")]
-    Engine { context: String, message: String },
+    /// Arrow, Parquet or DataFusion failed: the source stays typed.
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        #[source]
+        source: EngineError,
+    },
+}
+
+/// A failure of the engines dynolake builds on, kept as their own error types
+/// (so a caller can match on them, and `source()` chains reach their causes).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Boxed: DataFusion's error is large, and most results never hold it.
+    #[cfg(feature = "sql")]
+    #[error(transparent)]
+    DataFusion(Box<datafusion::error::DataFusionError>),
+}
+
+#[cfg(feature = "sql")]
+impl From<datafusion::error::DataFusionError> for EngineError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        EngineError::DataFusion(Box::new(e))
+    }
 }
 
 impl Error {
@@ -106,8 +131,8 @@ impl Error {
     pub fn manifest(file: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Manifest { file: file.into(), message: message.into() }
     }
-    pub fn engine(context: impl Into<String>, err: impl fmt::Display) -> Self {
-        Error::Engine { context: context.into(), message: err.to_string() }
+    pub fn engine(context: impl Into<String>, err: impl Into<EngineError>) -> Self {
+        Error::Engine { context: context.into(), source: err.into() }
     }
     /// True when the error is about the data or its verification, as opposed
     /// to how the tool was called. The CLI maps this to exit status 1 vs 2.

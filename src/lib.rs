@@ -19,6 +19,7 @@ pub mod alloc;
 pub mod cancel;
 #[cfg(feature = "sql")]
 pub mod cli;
+pub mod conversion;
 pub mod convert;
 pub mod ddb;
 pub mod ddl;
@@ -26,12 +27,13 @@ pub mod decode;
 pub mod error;
 pub mod export;
 pub mod generate;
+pub mod pipeline;
+pub mod pool;
 pub mod read;
-pub mod scan;
 pub mod schema;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod store;
 pub mod write;
 
-pub use error::{Error, Result};
+pub use error::{EngineError, Error, Result};

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::Result;
 use crate::export::{self, Export};
-use crate::scan::Progress;
+use crate::pipeline::Progress;
 use crate::schema::Schema;
 use crate::store::Location;
 
@@ -28,7 +28,7 @@ pub struct SourceArgs {
 
 impl SourceArgs {
     pub fn jobs(&self) -> usize {
-        self.jobs.unwrap_or_else(crate::scan::default_jobs).max(1)
+        self.jobs.unwrap_or_else(crate::pipeline::default_jobs).max(1)
     }
 
     pub fn open(&self, rt: &tokio::runtime::Runtime) -> Result<Export> {
@@ -75,12 +75,13 @@ impl DecodeArgs {
         rt: &tokio::runtime::Runtime,
         jobs: usize,
         quiet: bool,
-    ) -> Result<crate::scan::Inferred> {
+    ) -> Result<crate::pipeline::Inferred> {
         let progress = Arc::new(Progress::default());
         let bar = items_bar(export, quiet, "inferring schema");
         let ticker = tick(&bar, &progress);
-        let run = crate::scan::InferRun { options: self.infer_options(), sample: self.sample, jobs, envelope: None };
-        let r = crate::scan::infer_schema_report(export, rt.handle(), &run, &progress);
+        let run =
+            crate::pipeline::InferRun { options: self.infer_options(), sample: self.sample, jobs, envelope: None };
+        let r = crate::pipeline::infer_schema_report(export, rt.handle(), &run, &progress);
         ticker.stop();
         r
     }
@@ -91,27 +92,6 @@ impl DecodeArgs {
             max_columns: self.max_columns,
             max_line_bytes: self.max_line_bytes,
         }
-    }
-
-    /// A first schema from the first `items` items, to be checked against the
-    /// whole export (`inferred_from` is `first:N`).
-    pub fn infer_first(
-        &self,
-        export: &Export,
-        rt: &tokio::runtime::Runtime,
-        items: u64,
-        jobs: usize,
-        quiet: bool,
-    ) -> Result<Schema> {
-        let progress = Arc::new(Progress::default());
-        let bar = items_bar(export, quiet, "reading the first items");
-        let ticker = tick(&bar, &progress);
-        let run = crate::scan::InferRun { options: self.infer_options(), sample: Some(items), jobs, envelope: None };
-        let r = crate::scan::infer_schema(export, rt.handle(), &run, &progress);
-        ticker.stop();
-        let mut schema = r?;
-        schema.inferred_from = Some(format!("first:{items}"));
-        Ok(schema)
     }
 }
 

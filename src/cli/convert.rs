@@ -1,20 +1,16 @@
 //! `dynolake convert`: an export to a partitioned dataset, committed atomically.
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::Mutex;
 
 use super::CliResult;
-use super::common::{DecodeArgs, SourceArgs, human_bytes, items_bar, tick};
-use crate::convert::{ConvertOptions, ConvertSummary, Converted, convert, file_metadata};
-use crate::decode::DecodeOptions;
-use crate::export::Export;
-use crate::scan::{Progress, ScanOptions};
+use super::common::{DecodeArgs, SourceArgs, Ticker, human_bytes, items_bar, tick};
+use crate::conversion::{Conversion, Event};
+use crate::convert::ConvertSummary;
 use crate::schema::Schema;
 use crate::store::Location;
-use crate::write::WriteOptions;
 use crate::write::commit::Mode;
-use crate::write::files::{Format, ParquetSettings, parse_compression};
-use crate::write::partition::PartitionSpec;
+use crate::write::files::Format;
 
 /// Convert an export to Parquet (or CSV, JSON Lines), locally or on S3.
 ///
@@ -97,166 +93,56 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     crate::cancel::install(rt);
     let export = a.source.open(rt)?;
     let dest = rt.block_on(Location::parse(&a.dest))?;
-    parse_compression(&a.compression)?; // before any reading
-    let job = format!("convert of export {} into {}", export.id, a.format.extension());
-    let s = crate::convert::with_lease(&dest, &job, a.break_lease.as_deref(), rt.handle(), |held| {
-        if let (Some(old), false) = (&held.took_over, a.quiet || a.json) {
-            eprintln!("took over the lease of dead run {} ({}, pid {})", old.run_id, old.host, old.pid);
-        }
-        run_leased(&a, &export, &dest, rt)
-    })?;
+    let quiet = a.quiet || a.json;
+    // The policy is the library's (`Conversion`); the command line adds bars and messages.
+    let mut c = Conversion::new(&export, dest)
+        .first_items(a.first_items)
+        .infer_options(a.decode.infer_options())
+        .partition_by(a.partition_by.clone())
+        .format(a.format)
+        .compression(a.compression.clone())
+        .mode(a.mode)
+        .strict(a.strict)
+        .allow_rejects(a.allow_rejects)
+        .max_open_files(a.max_open_files)
+        .spill_dir(a.spill_dir.clone())
+        .max_rows_per_file(a.max_rows_per_file)
+        .row_group_rows(a.row_group_rows)
+        .worker_memory_mib(a.worker_memory)
+        .jobs(a.source.jobs())
+        .break_lease(a.break_lease.clone());
+    if let Some(p) = &a.decode.schema {
+        c = c.schema(Schema::load(p)?);
+    }
+    if let Some(n) = a.decode.sample {
+        c = c.sample(n);
+    }
+    let ticker: Mutex<Option<Ticker>> = Mutex::new(None);
+    let s = c
+        .on_event(|e| match e {
+            Event::Reading { what, progress } => {
+                let bar = items_bar(&export, quiet, what);
+                *ticker.lock().unwrap() = Some(tick(&bar, progress));
+            }
+            Event::ReadDone => {
+                if let Some(t) = ticker.lock().unwrap().take() {
+                    t.stop();
+                }
+            }
+            Event::TookOverLease(old) if !quiet => {
+                eprintln!("took over the lease of dead run {} ({}, pid {})", old.run_id, old.host, old.pid)
+            }
+            Event::ReadingAgain(reason) if !quiet => {
+                eprintln!("{reason}; reading the export again with the exact schema")
+            }
+            Event::AppendingWithDatasetSchema { run_id } if !quiet => {
+                eprintln!("appending with the dataset's schema (from run {run_id}); pass --schema to choose another")
+            }
+            _ => {}
+        })
+        .run(rt)?;
     report(&a, &s);
     Ok(ExitCode::SUCCESS)
-}
-
-/// The conversion, holding the destination's lease.
-fn run_leased(
-    a: &Args,
-    export: &Export,
-    dest: &Location,
-    rt: &tokio::runtime::Runtime,
-) -> crate::Result<ConvertSummary> {
-    let jobs = a.source.jobs();
-    let quiet = a.quiet || a.json;
-    let dataset = dataset_schema(a, dest, rt)?;
-    // Without a schema file, one read usually does: decode with the schema of
-    // the first items while gathering the statistics of all of them, and read
-    // again only if the exact schema turns out different. (--strict must judge
-    // values against the exact schema, so it infers first.)
-    let single_read = dataset.is_none() && a.decode.schema.is_none() && a.decode.sample.is_none() && !a.strict;
-    let first_try = match single_read {
-        true => {
-            let schema = a.decode.infer_first(export, rt, a.first_items.max(1), jobs, quiet)?;
-            // A partition column the first items lack may be in the exact schema: then read that way.
-            options(a, export, &schema, jobs, true).ok().map(|opts| (schema, opts))
-        }
-        false => None,
-    };
-    match (first_try, dataset) {
-        (Some((schema, opts)), _) => match convert_with(a, export, &schema, dest, &opts, rt)? {
-            Converted::Done(s) => Ok(*s),
-            Converted::SchemaDiffers(reason) => {
-                if !quiet {
-                    eprintln!("{reason}; reading the export again with the exact schema");
-                }
-                exact_run(a, export, dest, jobs, rt)
-            }
-        },
-        (None, Some(schema)) => run_with(a, export, &schema, dest, jobs, rt),
-        (None, None) => exact_run(a, export, dest, jobs, rt),
-    }
-}
-
-/// `--mode append` without `--schema` onto a dataset: the schema of its last
-/// commit, so every commit's files read as one table (values it cannot hold
-/// go to the catch-all column, counted, as with any schema file). Appending
-/// with other partitioning would mix layouts: refused.
-fn dataset_schema(a: &Args, dest: &Location, rt: &tokio::runtime::Runtime) -> crate::Result<Option<Schema>> {
-    if a.mode != Mode::Append || a.decode.schema.is_some() {
-        return Ok(None);
-    }
-    let Some(last) = rt.block_on(crate::write::commit::read_commits(dest))?.pop() else {
-        return Ok(None);
-    };
-    let theirs: Vec<String> = last.partition_by.iter().map(|p| p.name.clone()).collect();
-    let schema = Schema::from_file_str(&format!("the commit record of run {}", last.run_id), &last.schema.to_string())?;
-    let ours: Vec<String> = a
-        .partition_by
-        .iter()
-        .map(|p| PartitionSpec::parse(p, &schema).map(|p| p.name))
-        .collect::<crate::Result<_>>()?;
-    if ours != theirs {
-        return Err(crate::Error::Usage(format!(
-            "{} is partitioned by [{}]; append with the same --partition-by (or write elsewhere)",
-            dest.display(&dest.prefix),
-            theirs.join(", ")
-        )));
-    }
-    if !(a.quiet || a.json) {
-        eprintln!("appending with the dataset's schema (from run {}); pass --schema to choose another", last.run_id);
-    }
-    Ok(Some(schema))
-}
-
-/// Convert with the schema file, or with the schema inferred from every item.
-fn exact_run(
-    a: &Args,
-    export: &Export,
-    dest: &Location,
-    jobs: usize,
-    rt: &tokio::runtime::Runtime,
-) -> crate::Result<ConvertSummary> {
-    let schema = a.decode.schema(export, rt, jobs, a.quiet || a.json)?;
-    run_with(a, export, &schema, dest, jobs, rt)
-}
-
-/// Convert with a schema that is not checked (a file, the exact one, the dataset's).
-fn run_with(
-    a: &Args,
-    export: &Export,
-    schema: &Schema,
-    dest: &Location,
-    jobs: usize,
-    rt: &tokio::runtime::Runtime,
-) -> crate::Result<ConvertSummary> {
-    let opts = options(a, export, schema, jobs, false)?;
-    match convert_with(a, export, schema, dest, &opts, rt)? {
-        Converted::Done(s) => Ok(*s),
-        Converted::SchemaDiffers(_) => unreachable!("the schema is only checked when it was inferred from a sample"),
-    }
-}
-
-fn convert_with(
-    a: &Args,
-    export: &Export,
-    schema: &Schema,
-    dest: &Location,
-    opts: &ConvertOptions,
-    rt: &tokio::runtime::Runtime,
-) -> crate::Result<Converted> {
-    let progress = Arc::new(Progress::default());
-    let bar = items_bar(export, a.quiet || a.json, "converting");
-    let ticker = tick(&bar, &progress);
-    let result = convert(export, schema, dest, opts, rt.handle(), &progress);
-    ticker.stop();
-    result
-}
-
-/// `check_schema`: the schema comes from the first items (see [`ConvertOptions::check_schema`]).
-fn options(
-    a: &Args,
-    export: &Export,
-    schema: &Schema,
-    jobs: usize,
-    check_schema: bool,
-) -> crate::Result<ConvertOptions> {
-    let partition_by =
-        a.partition_by.iter().map(|p| PartitionSpec::parse(p, schema)).collect::<crate::Result<Vec<_>>>()?;
-    Ok(ConvertOptions {
-        write: WriteOptions {
-            format: a.format,
-            partition_by,
-            parquet: ParquetSettings {
-                compression: parse_compression(&a.compression)?,
-                row_group_rows: a.row_group_rows.max(1),
-                row_group_bytes: 128 << 20,
-                metadata: file_metadata(export, schema),
-            },
-            max_open_files: a.max_open_files.max(1),
-            max_rows_per_file: a.max_rows_per_file.max(1),
-            memory_budget: a.worker_memory.max(1) << 20,
-            spill_dir: a.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
-        },
-        compression_name: a.compression.clone(),
-        mode: a.mode,
-        scan: ScanOptions {
-            jobs,
-            decode: DecodeOptions { strict: a.strict, infer: a.decode.infer_options(), ..Default::default() },
-            verify: true,
-        },
-        allow_rejects: a.allow_rejects,
-        check_schema,
-    })
 }
 
 fn report(a: &Args, s: &ConvertSummary) {
@@ -272,7 +158,7 @@ fn report(a: &Args, s: &ConvertSummary) {
         }
         let secs = s.elapsed_seconds.max(1e-9);
         eprintln!(
-            "converted {} items from {} files ({} compressed, {} JSON) into {} rows, {} files, {} partition(s), {} at {}",
+            "converted {} items from {} files ({} compressed, {} decompressed) into {} rows, {} files, {} partition(s), {} at {}",
             s.scan.decode.items,
             s.scan.files,
             human_bytes(s.scan.compressed_bytes),
@@ -285,7 +171,7 @@ fn report(a: &Args, s: &ConvertSummary) {
         );
         let peak = s.peak_memory_bytes.map(|b| format!(", peak memory {}", human_bytes(b))).unwrap_or_default();
         eprintln!(
-            "{:.2} s, {:.0} items/s, {}/s of JSON{peak}; run {}",
+            "{:.2} s, {:.0} items/s, {}/s decompressed{peak}; run {}",
             s.elapsed_seconds,
             s.scan.decode.items as f64 / secs,
             human_bytes((s.scan.uncompressed_bytes as f64 / secs) as u64),

@@ -35,7 +35,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let export = a.source.open(rt)?;
     let inferred = match &a.decode.schema {
         Some(p) => {
-            crate::scan::Inferred { schema: Schema::load(p)?, malformed: vec![], malformed_lines: 0, over_cap: 0 }
+            crate::pipeline::Inferred { schema: Schema::load(p)?, malformed: vec![], malformed_lines: 0, over_cap: 0 }
         }
         None => a.decode.infer(&export, rt, a.source.jobs(), a.quiet || a.json)?,
     };

@@ -75,7 +75,7 @@ enum OutFormat {
 }
 
 pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
-    let jobs = a.jobs.unwrap_or_else(crate::scan::default_jobs).max(1);
+    let jobs = a.jobs.unwrap_or_else(crate::pipeline::default_jobs).max(1);
     let ctx = session(jobs);
     let opts = SqlOptions {
         schema_file: a.schema.clone(),

@@ -1,7 +1,6 @@
 //! `inspect --verify`: read every data file once and check it against the manifest.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
@@ -37,42 +36,40 @@ pub fn verify(
     report.problems.extend(export.manifest_problems.iter().cloned());
     report.problems.extend(rt.block_on(export::check_summary_checksum(export))?);
 
-    let order = crate::scan::work_order(&export.files);
-    let next = AtomicUsize::new(0);
+    // Problems are collected, not raised: verification reads every file whatever it finds.
+    let order = crate::pipeline::work_order(&export.files);
     let shared = Mutex::new(&mut report);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                let mut buf = vec![0u8; CHUNK];
-                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let file = &export.files[i];
-                    if file.size.is_none() {
-                        continue; // already reported as missing
-                    }
-                    let result = (|| {
-                        let mut stream = DataStream::open(export, file, rt)?;
-                        while stream.next_chunk(&mut buf)? > 0 {}
-                        stream.finish()
-                    })();
-                    let mut r = shared.lock().unwrap();
-                    match result {
-                        Ok(facts) => {
-                            r.files_checked += 1;
-                            r.lines += facts.lines;
-                            r.compressed_bytes += facts.compressed_bytes;
-                            r.uncompressed_bytes += facts.uncompressed_bytes;
-                            r.problems.extend(check_facts(export, file, &facts));
-                            progress(facts.compressed_bytes);
-                        }
-                        Err(e) => {
-                            r.files_checked += 1;
-                            r.problems.push(e.to_string());
-                        }
-                    }
+    crate::pool::run(
+        jobs,
+        order.len(),
+        crate::pool::Queue::Shared,
+        |_| Ok(vec![0u8; CHUNK]),
+        |buf, slot, _| {
+            let file = &export.files[order[slot]];
+            if file.size.is_none() {
+                return Ok(true); // already reported as missing
+            }
+            let result = (|| {
+                let mut stream = DataStream::open(export, file, rt)?;
+                while stream.next_chunk(buf)? > 0 {}
+                stream.finish()
+            })();
+            let mut r = shared.lock().unwrap();
+            r.files_checked += 1;
+            match result {
+                Ok(facts) => {
+                    r.lines += facts.lines;
+                    r.compressed_bytes += facts.compressed_bytes;
+                    r.uncompressed_bytes += facts.uncompressed_bytes;
+                    r.problems.extend(check_facts(export, file, &facts));
+                    progress(facts.compressed_bytes);
                 }
-            });
-        }
-    });
+                Err(e) => r.problems.push(e.to_string()),
+            }
+            Ok(true)
+        },
+        |_, _| Ok(()),
+    )?;
     if report.problems.is_empty() && report.lines != export.summary.item_count {
         report.problems.push(format!(
             "{}: the data files hold {} lines, the summary says {} items",

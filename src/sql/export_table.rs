@@ -170,7 +170,7 @@ impl ExecutionPlan for ExportExec {
             let send = |r: DfResult<arrow::array::RecordBatch>| tx.blocking_send(r).is_ok();
             for index in (0..export.files.len()).skip(partition).step_by(step) {
                 let r = (|| -> crate::Result<bool> {
-                    let done = crate::scan::decode_file(
+                    let done = crate::pipeline::decode_file(
                         &export,
                         index,
                         &rt,

@@ -20,7 +20,7 @@ pub use export_table::{ExportExec, ExportTable};
 
 use crate::error::{Error, Result};
 use crate::export;
-use crate::scan::{InferRun, Progress, infer_schema};
+use crate::pipeline::{InferRun, Progress, infer_schema};
 use crate::schema::{Schema, names::safe_name};
 use crate::store::{Location, LocationKind};
 use crate::write::commit;

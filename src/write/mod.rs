@@ -24,7 +24,7 @@ use arrow::datatypes::SchemaRef;
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
-use crate::scan::BatchSink;
+use crate::pipeline::BatchSink;
 use crate::store::Location;
 use commit::CommittedFile;
 use files::{Format, FormatWriter, ParquetSettings};
@@ -170,7 +170,10 @@ impl DatasetSink {
     /// partitions, which has one partition open at a time and never spills.
     pub(crate) fn write_to(&mut self, dir: &str, values: &[Option<String>], batch: RecordBatch) -> Result<()> {
         if !self.has_file(dir, values)? {
-            return Err(Error::engine("writing a partition", format!("no file could be opened for `{dir}`")));
+            return Err(Error::io(
+                "writing a partition",
+                std::io::Error::other(format!("no file could be opened for `{dir}`")),
+            ));
         }
         self.write_open(dir, batch, false)?;
         self.bound_memory()
@@ -224,7 +227,7 @@ impl DatasetSink {
         Ok(())
     }
 
-    /// Close every open file; the spilled partitions, if any, for [`spill::merge`].
+    /// Close every open file; the spilled partitions, if any, for [`spill::write_partitions`].
     pub fn finish(&mut self) -> Result<Option<BTreeMap<String, spill::Spilled>>> {
         let mut dirs: Vec<String> = self.open.keys().cloned().collect();
         dirs.sort();

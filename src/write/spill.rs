@@ -21,7 +21,6 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
@@ -174,7 +173,7 @@ impl Spill {
 /// `jobs` threads, largest partition first. `make_sink(t)` gives thread `t`
 /// its sink (files are named after it); each sink has one file open at a time.
 /// `written(rows)` is called as rows are written (progress).
-pub fn merge(
+pub fn write_partitions(
     spilled: Vec<BTreeMap<String, Spilled>>,
     jobs: usize,
     make_sink: impl Fn(usize) -> Result<DatasetSink> + Sync,
@@ -196,47 +195,30 @@ pub fn merge(
     }
     let mut work: Vec<(String, Spilled)> = all.into_iter().collect();
     work.sort_by_key(|(_, s)| std::cmp::Reverse(s.rows));
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let threads = jobs.max(1).min(work.len());
-    let results: Vec<Result<Vec<CommittedFile>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (work, next, failed, make_sink, written) = (&work, &next, &failed, &make_sink, &written);
-                s.spawn(move || {
-                    let mut sink = make_sink(t)?;
-                    let mut readers = Readers::default();
-                    let mut one = |dir: &str, p: &Spilled| -> Result<()> {
-                        for c in &p.chunks {
-                            crate::cancel::check()?;
-                            let batch = readers.read(c)?;
-                            let rows = batch.num_rows() as u64;
-                            sink.write_to(dir, &p.values, batch)?;
-                            written(rows);
-                        }
-                        sink.close(dir)?;
-                        crate::cancel::crash_point("merge-partition");
-                        Ok(())
-                    };
-                    while !failed.load(Ordering::Relaxed)
-                        && let Some((dir, p)) = work.get(next.fetch_add(1, Ordering::Relaxed))
-                    {
-                        if let Err(e) = one(dir, p) {
-                            failed.store(true, Ordering::Relaxed);
-                            return Err(e);
-                        }
-                    }
-                    Ok(std::mem::take(&mut sink.written))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("merge thread panicked")).collect()
-    });
-    let mut files = Vec::new();
-    for r in results {
-        files.extend(r?);
+    if work.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(files)
+    let per_worker = crate::pool::run(
+        jobs,
+        work.len(),
+        crate::pool::Queue::Shared,
+        |t| Ok((make_sink(t)?, Readers::default())),
+        |(sink, readers), i, _| {
+            let (dir, p) = &work[i];
+            for c in &p.chunks {
+                crate::cancel::check()?;
+                let batch = readers.read(c)?;
+                let rows = batch.num_rows() as u64;
+                sink.write_to(dir, &p.values, batch)?;
+                written(rows);
+            }
+            sink.close(dir)?;
+            crate::cancel::crash_point("merge-partition");
+            Ok(true)
+        },
+        |_, (mut sink, _)| Ok(std::mem::take(&mut sink.written)),
+    )?;
+    Ok(per_worker.into_iter().flatten().collect())
 }
 
 /// Open spill files of one merge thread (a bounded number, so a long

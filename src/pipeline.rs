@@ -7,7 +7,7 @@
 //! and any mismatch stops the scan with an error naming the file.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::decode::{DecodeOptions, DecodeStats, Envelope, Inferrer, ItemDecoder, Reject, Syntax};
 use crate::error::{Error, Position, Result};
 use crate::export::Export;
+use crate::pool::{self, Queue, Stop};
 use crate::read::{CHUNK, DataStream, check_facts};
 use crate::schema::Schema;
 use crate::schema::infer::{InferOptions, TableStats};
@@ -49,7 +50,7 @@ pub trait BatchSink: Send {
 pub type RejectSink = Mutex<Box<dyn Write + Send>>;
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ScanReport {
+pub struct PipelineReport {
     /// Data files read.
     #[serde(rename = "source_files")]
     pub files: usize,
@@ -83,16 +84,16 @@ impl From<&DecodeStats> for DecodeStatsReport {
 
 /// How to scan.
 #[derive(Debug, Clone)]
-pub struct ScanOptions {
+pub struct PipelineOptions {
     pub jobs: usize,
     pub decode: DecodeOptions,
     /// Check MD5 and line counts against the manifest while reading.
     pub verify: bool,
 }
 
-impl Default for ScanOptions {
+impl Default for PipelineOptions {
     fn default() -> Self {
-        ScanOptions { jobs: default_jobs(), decode: DecodeOptions::default(), verify: true }
+        PipelineOptions { jobs: default_jobs(), decode: DecodeOptions::default(), verify: true }
     }
 }
 
@@ -111,91 +112,80 @@ pub fn work_order(files: &[crate::export::DataFile]) -> Vec<usize> {
 }
 
 /// Decode every data file of `export` with `schema`; `make_sink(worker)` gives each worker its sink.
-pub fn scan<S: BatchSink>(
+pub fn decode_export<S: BatchSink>(
     export: &Export,
     rt: &tokio::runtime::Handle,
     schema: &Schema,
-    opts: &ScanOptions,
+    opts: &PipelineOptions,
     rejects: Option<&RejectSink>,
     progress: &Progress,
     make_sink: impl Fn(usize) -> Result<S> + Sync,
-) -> Result<(ScanReport, Vec<S>)> {
+) -> Result<(PipelineReport, Vec<S>)> {
     if let Some(p) = export.manifest_problems.first().filter(|_| opts.verify) {
         return Err(Error::Verify(p.clone()));
     }
     let order = work_order(&export.files);
-    let next = AtomicUsize::new(0);
-    let abort = AtomicBool::new(false);
-    let report = Mutex::new(ScanReport::default());
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let sinks: Mutex<Vec<(usize, S)>> = Mutex::new(Vec::new());
-    let fail = |e: Error| {
-        abort.store(true, Ordering::Relaxed);
-        first_error.lock().unwrap().get_or_insert(e);
-    };
-    std::thread::scope(|s| {
-        for w in 0..opts.jobs.max(1).min(export.files.len().max(1)) {
-            let (order, next, abort, report, sinks, make_sink, fail) =
-                (&order, &next, &abort, &report, &sinks, &make_sink, &fail);
-            s.spawn(move || {
-                let mut sink = match make_sink(w) {
-                    Ok(s) => s,
-                    Err(e) => return fail(e),
-                };
-                let syntax = Syntax::from(export.summary.output_format);
-                let mut decoder = ItemDecoder::new(schema, DecodeOptions { syntax, ..opts.decode.clone() });
-                let mut buf = vec![0u8; CHUNK];
-                let mut local = ScanReport::default();
-                while !abort.load(Ordering::Relaxed) {
-                    let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                    let file = &export.files[i];
-                    let r = scan_file(
-                        export,
-                        rt,
-                        i,
-                        file,
-                        &mut decoder,
-                        &mut buf,
-                        &mut sink,
-                        opts,
-                        rejects,
-                        progress,
-                        abort,
-                    );
-                    match r {
-                        Ok(facts) => {
-                            local.files += 1;
-                            local.compressed_bytes += facts.compressed_bytes;
-                            local.uncompressed_bytes += facts.uncompressed_bytes;
-                        }
-                        Err(e) => return fail(e),
-                    }
-                }
-                let mut r = report.lock().unwrap();
-                r.files += local.files;
-                r.compressed_bytes += local.compressed_bytes;
-                r.uncompressed_bytes += local.uncompressed_bytes;
-                let mut stats = DecodeStats {
-                    items: r.decode.items,
-                    rejected: r.decode.rejected,
-                    extra_values: r.decode.extra_values,
-                    extra_by_attribute: std::mem::take(&mut r.decode.extra_by_attribute),
-                };
-                stats.merge(decoder.stats());
-                r.decode = DecodeStatsReport::from(&stats);
-                if let Some(t) = decoder.take_table_stats() {
-                    r.table_stats.get_or_insert_with(TableStats::default).merge(t);
-                }
-                sinks.lock().unwrap().push((w, sink));
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap() {
-        return Err(e);
+    let report = Mutex::new(PipelineReport::default());
+    struct Worker<S> {
+        sink: S,
+        decoder: ItemDecoder,
+        buf: Vec<u8>,
+        local: PipelineReport,
     }
-    let mut sinks = sinks.into_inner().unwrap();
-    sinks.sort_by_key(|(w, _)| *w);
-    Ok((report.into_inner().unwrap(), sinks.into_iter().map(|(_, s)| s).collect()))
+    let sinks = pool::run(
+        opts.jobs,
+        order.len(),
+        Queue::Shared,
+        |w| {
+            let syntax = Syntax::from(export.summary.output_format);
+            Ok(Worker {
+                sink: make_sink(w)?,
+                decoder: ItemDecoder::new(schema, DecodeOptions { syntax, ..opts.decode.clone() }),
+                buf: vec![0u8; CHUNK],
+                local: PipelineReport::default(),
+            })
+        },
+        |wk, slot, stop| {
+            let i = order[slot];
+            let file = &export.files[i];
+            let facts = scan_file(
+                export,
+                rt,
+                i,
+                file,
+                &mut wk.decoder,
+                &mut wk.buf,
+                &mut wk.sink,
+                opts,
+                rejects,
+                progress,
+                stop,
+            )?;
+            wk.local.files += 1;
+            wk.local.compressed_bytes += facts.compressed_bytes;
+            wk.local.uncompressed_bytes += facts.uncompressed_bytes;
+            Ok(true)
+        },
+        |_, mut wk| {
+            let mut r = report.lock().unwrap();
+            r.files += wk.local.files;
+            r.compressed_bytes += wk.local.compressed_bytes;
+            r.uncompressed_bytes += wk.local.uncompressed_bytes;
+            let mut stats = DecodeStats {
+                items: r.decode.items,
+                rejected: r.decode.rejected,
+                extra_values: r.decode.extra_values,
+                extra_by_attribute: std::mem::take(&mut r.decode.extra_by_attribute),
+            };
+            stats.merge(wk.decoder.stats());
+            r.decode = DecodeStatsReport::from(&stats);
+            if let Some(t) = wk.decoder.take_table_stats() {
+                r.table_stats.get_or_insert_with(TableStats::default).merge(t);
+            }
+            Ok(wk.sink)
+        },
+    )?;
+    Ok((report.into_inner().unwrap(), sinks))
 }
 
 /// Stream one data file through `decoder`: `on_batch` receives each batch and
@@ -269,10 +259,10 @@ fn scan_file<S: BatchSink>(
     decoder: &mut ItemDecoder,
     buf: &mut [u8],
     sink: &mut S,
-    opts: &ScanOptions,
+    opts: &PipelineOptions,
     rejects: Option<&RejectSink>,
     progress: &Progress,
-    abort: &AtomicBool,
+    stop: &Stop,
 ) -> Result<crate::read::FileFacts> {
     sink.start_file(index, &export.display(file))?;
     let mut items_before = decoder.stats().items;
@@ -288,7 +278,7 @@ fn scan_file<S: BatchSink>(
             progress.items.fetch_add(items - items_before, Ordering::Relaxed);
             progress.uncompressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
             items_before = items;
-            if abort.load(Ordering::Relaxed) {
+            if stop.stopped() {
                 return Err(Error::Usage("stopped".into()));
             }
             crate::cancel::check()
@@ -402,81 +392,72 @@ fn infer_pass(
     skip: &std::collections::HashSet<(usize, u64)>,
 ) -> Result<Pass> {
     let envelope = run.envelope.unwrap_or(Envelope::Item);
-    let next = AtomicUsize::new(0);
     let merged: Mutex<Pass> = Mutex::new(Pass {
         stats: TableStats::default(),
         malformed: Vec::new(),
         malformed_lines: 0,
         malformed_at: Vec::new(),
     });
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let jobs = run.jobs.max(1);
     // A sample is the first lines in manifest order: each worker reads from the
     // start and infers its share of them. The whole export: largest file first.
-    let order: Vec<usize> =
-        if run.sample.is_some() { (0..export.files.len()).collect() } else { work_order(&export.files) };
-    std::thread::scope(|s| {
-        for w in 0..jobs {
-            let (order, next, merged, first_error) = (&order, &next, &merged, &first_error);
-            s.spawn(move || {
-                let mut inf =
-                    Inferrer::new(&run.options, envelope).with_syntax(Syntax::from(export.summary.output_format));
-                inf.skip = skip.clone();
-                let mut own_next = 0;
-                if let Some(n) = run.sample {
-                    let (w, jobs) = (w as u64, jobs as u64);
-                    inf.lines = Some(n * w / jobs..n * (w + 1) / jobs);
-                }
-                let mut buf = vec![0u8; CHUNK];
-                loop {
-                    if inf.done() || first_error.lock().unwrap().is_some() {
-                        break;
-                    }
-                    let slot = match run.sample {
-                        Some(_) => {
-                            own_next += 1;
-                            own_next - 1
-                        }
-                        None => next.fetch_add(1, Ordering::Relaxed),
-                    };
-                    let Some(&i) = order.get(slot) else { break };
-                    let file = &export.files[i];
-                    let r = (|| -> Result<()> {
-                        let name = export.display(file);
-                        inf.start_file(i, &name);
-                        let mut stream = DataStream::open(export, file, rt)?;
-                        let before = inf.stats.items;
-                        loop {
-                            let n = stream.next_chunk(&mut buf)?;
-                            if n == 0 || inf.done() {
-                                break;
-                            }
-                            inf.feed(&buf[..n])?;
-                            progress.uncompressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                            crate::cancel::check()?;
-                        }
-                        inf.finish_file()?;
-                        progress.items.fetch_add(inf.stats.items - before, Ordering::Relaxed);
-                        progress.files_done.fetch_add(1, Ordering::Relaxed);
-                        Ok(())
-                    })();
-                    if let Err(e) = r {
-                        first_error.lock().unwrap().get_or_insert(e);
-                        return;
-                    }
-                }
-                let mut m = merged.lock().unwrap();
-                m.stats.merge(std::mem::take(&mut inf.stats));
-                m.malformed_lines += inf.malformed_lines;
-                m.malformed.append(&mut inf.malformed);
-                m.malformed.truncate(crate::decode::MALFORMED_KEPT);
-                m.malformed_at.append(&mut inf.malformed_at);
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap() {
-        return Err(e);
+    let (order, queue) = match run.sample {
+        Some(_) => ((0..export.files.len()).collect::<Vec<_>>(), Queue::EachWorker),
+        None => (work_order(&export.files), Queue::Shared),
+    };
+    struct Worker {
+        inf: Inferrer,
+        buf: Vec<u8>,
     }
+    pool::run(
+        jobs,
+        order.len(),
+        queue,
+        |w| {
+            let mut inf = Inferrer::new(&run.options, envelope).with_syntax(Syntax::from(export.summary.output_format));
+            inf.skip = skip.clone();
+            if let Some(n) = run.sample {
+                let (w, jobs) = (w as u64, jobs as u64);
+                inf.lines = Some(n * w / jobs..n * (w + 1) / jobs);
+            }
+            Ok(Worker { inf, buf: vec![0u8; CHUNK] })
+        },
+        |wk, slot, stop| {
+            if wk.inf.done() {
+                return Ok(false);
+            }
+            let (inf, buf) = (&mut wk.inf, &mut wk.buf);
+            let i = order[slot];
+            let file = &export.files[i];
+            let name = export.display(file);
+            inf.start_file(i, &name);
+            let mut stream = DataStream::open(export, file, rt)?;
+            let before = inf.stats.items;
+            loop {
+                let n = stream.next_chunk(buf)?;
+                if n == 0 || inf.done() || stop.stopped() {
+                    break;
+                }
+                inf.feed(&buf[..n])?;
+                progress.uncompressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                crate::cancel::check()?;
+            }
+            inf.finish_file()?;
+            progress.items.fetch_add(inf.stats.items - before, Ordering::Relaxed);
+            progress.files_done.fetch_add(1, Ordering::Relaxed);
+            Ok(true)
+        },
+        |_, mut wk| {
+            let inf = &mut wk.inf;
+            let mut m = merged.lock().unwrap();
+            m.stats.merge(std::mem::take(&mut inf.stats));
+            m.malformed_lines += inf.malformed_lines;
+            m.malformed.append(&mut inf.malformed);
+            m.malformed.truncate(crate::decode::MALFORMED_KEPT);
+            m.malformed_at.append(&mut inf.malformed_at);
+            Ok(())
+        },
+    )?;
     Ok(merged.into_inner().unwrap())
 }
 
