@@ -303,18 +303,20 @@ pub fn write_canonical(text: &[u8], out: &mut Vec<u8>) -> bool {
         return false;
     }
     exp -= frac.len() as i64;
-    // The significant digits: `int` and `frac` read as one run, zeros trimmed.
-    let all = || int.iter().chain(frac.iter()).copied();
+    // The significant digits: `int` and `frac` read as one run, zeros trimmed
+    // (no allocation: this runs for most numbers of an ION export).
     let total = int.len() + frac.len();
-    let lead = all().take_while(|&b| b == b'0').count();
+    let at = |i: usize| if i < int.len() { int[i] } else { frac[i - int.len()] };
+    let lead = (0..total).take_while(|&i| at(i) == b'0').count();
     if lead == total {
         out.push(b'0');
         return true;
     }
-    let trail = all().collect::<Vec<u8>>().iter().rev().take_while(|&&b| b == b'0').count();
+    let trail = (0..total).rev().take_while(|&i| at(i) == b'0').count();
     exp += trail as i64;
-    let digits: Vec<u8> = all().skip(lead).take(total - lead - trail).collect();
+    let digits = lead..total - trail;
     let n = digits.len() as i64;
+    let push_digits = |out: &mut Vec<u8>, r: std::ops::Range<usize>| out.extend(r.map(at));
     if neg {
         out.push(b'-');
     }
@@ -327,26 +329,28 @@ pub fn write_canonical(text: &[u8], out: &mut Vec<u8>) -> bool {
     };
     if plain_len <= PLAIN_MAX_CHARS as i64 {
         if exp >= 0 {
-            out.extend_from_slice(&digits);
+            push_digits(out, digits);
             out.resize(out.len() + exp as usize, b'0');
         } else if n + exp > 0 {
-            let at = (n + exp) as usize;
-            out.extend_from_slice(&digits[..at]);
+            let point = digits.start + (n + exp) as usize;
+            push_digits(out, digits.start..point);
             out.push(b'.');
-            out.extend_from_slice(&digits[at..]);
+            push_digits(out, point..digits.end);
         } else {
             out.extend_from_slice(b"0.");
             out.resize(out.len() + (-exp - n) as usize, b'0');
-            out.extend_from_slice(&digits);
+            push_digits(out, digits);
         }
     } else {
-        out.push(digits[0]);
+        out.push(at(digits.start));
         if n > 1 {
             out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
+            push_digits(out, digits.start + 1..digits.end);
         }
         let adjusted = exp + n - 1;
-        out.extend_from_slice(format!("E{}{}", if adjusted >= 0 { "+" } else { "-" }, adjusted.abs()).as_bytes());
+        out.push(b'E');
+        out.push(if adjusted >= 0 { b'+' } else { b'-' });
+        out.extend_from_slice(adjusted.unsigned_abs().to_string().as_bytes());
     }
     true
 }

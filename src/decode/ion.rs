@@ -480,8 +480,14 @@ impl<'a> IonCursor<'a> {
         self.pos = start + text.len();
         // Already DynamoDB's spelling: no exponent, no trailing fraction zero, not `-0`, short.
         let zero = text.iter().all(|&b| matches!(b, b'0' | b'-' | b'.'));
-        if plain && !zero && (!has_point || !fraction_ends_zero) && text.len() <= PLAIN_MAX_CHARS {
-            return Ok(text);
+        if plain && !zero && text.len() <= PLAIN_MAX_CHARS {
+            if !has_point || !fraction_ends_zero {
+                return Ok(text);
+            }
+            // `103.`, how DynamoDB writes integers: the digits before the point.
+            if text.last() == Some(&b'.') {
+                return Ok(&text[..text.len() - 1]);
+            }
         }
         scratch.clear();
         let cleaned: Vec<u8>;
@@ -883,6 +889,16 @@ impl<'a> SyntaxCursor<'a> for IonCursor<'a> {
         match desc {
             Desc::N => self.number(scratch),
             Desc::B => self.blob(scratch),
+            _ => self.string(scratch),
+        }
+    }
+
+    fn plain_scalar<'s>(&mut self, scratch: &'s mut Vec<u8>) -> Result<&'s [u8], DecodeErr>
+    where
+        'a: 's,
+    {
+        match self.peek() {
+            Some(b'-' | b'0'..=b'9') => self.number(scratch),
             _ => self.string(scratch),
         }
     }

@@ -18,6 +18,7 @@
 pub mod builder;
 mod ion;
 mod lines;
+pub mod record;
 mod shadow;
 mod syntax;
 pub mod time;
@@ -38,6 +39,7 @@ use crate::schema::Schema;
 use crate::schema::infer::{InferOptions, TableStats, order_key};
 use builder::{Builder, TextKind};
 use ion::IonCursor;
+pub use record::{Change, Op, RecordKind};
 use shadow::Shadow;
 pub use syntax::Syntax;
 use syntax::SyntaxCursor;
@@ -175,6 +177,11 @@ pub struct DecodeOptions {
     pub envelope: Envelope,
     /// The syntax of the lines (the export's `outputFormat`).
     pub syntax: Syntax,
+    /// What kind of record each line is; `envelope` says which of its images
+    /// fills the columns. For change records, each row's [`Change`] is kept
+    /// (see [`ItemDecoder::flushed_changes`]) and a record without that image
+    /// (a removal's new image) is a row of nulls.
+    pub record: RecordKind,
     /// Decode only these top-level columns (indices into the schema's fields;
     /// the catch-all is index `fields.len()`). `None`: all.
     pub projection: Option<Vec<usize>>,
@@ -192,6 +199,7 @@ impl Default for DecodeOptions {
             strict: false,
             envelope: Envelope::Item,
             syntax: Syntax::Json,
+            record: RecordKind::Item,
             projection: None,
             collect_stats: false,
             infer: InferOptions::default(),
@@ -235,6 +243,11 @@ pub struct ItemDecoder {
     bytes: Vec<u8>,
     /// A value respelled as canonical DynamoDB JSON, for the catch-all.
     raw: Vec<u8>,
+    /// Change records: the facts of the line being decoded, of each buffered
+    /// row, and of each row of the last batch flushed.
+    change: Option<Change>,
+    row_changes: Vec<Change>,
+    flushed_changes: Vec<Change>,
 }
 
 impl ItemDecoder {
@@ -278,6 +291,9 @@ impl ItemDecoder {
             scratch: Vec::new(),
             bytes: Vec::new(),
             raw: Vec::new(),
+            change: None,
+            row_changes: Vec::new(),
+            flushed_changes: Vec::new(),
             opts,
         }
     }
@@ -376,6 +392,8 @@ impl ItemDecoder {
         self.rows = 0;
         std::mem::swap(&mut self.row_lines, &mut self.flushed_lines);
         self.row_lines.clear();
+        std::mem::swap(&mut self.row_changes, &mut self.flushed_changes);
+        self.row_changes.clear();
         RecordBatch::try_new_with_options(self.arrow_schema.clone(), arrays, &opts)
             .map(Some)
             .map_err(|e| Error::engine(format!("building a batch from {}", self.file), e))
@@ -388,6 +406,12 @@ impl ItemDecoder {
             line: self.flushed_lines.get(row).copied().unwrap_or(0),
             path: String::new(),
         }
+    }
+
+    /// For change records: what each row of the last batch flushed says
+    /// besides its image (operation, write time, sequence number).
+    pub fn flushed_changes(&self) -> &[Change] {
+        &self.flushed_changes
     }
 
     /// Lines that could not be decoded since the last call.
@@ -410,6 +434,9 @@ impl ItemDecoder {
             Ok(()) => {
                 self.rows += 1;
                 self.row_lines.push(self.line);
+                if let Some(c) = self.change.take() {
+                    self.row_changes.push(c);
+                }
                 self.stats.items += 1;
                 Ok(())
             }
@@ -457,24 +484,17 @@ impl ItemDecoder {
     }
 
     fn envelope<'a, C: SyntaxCursor<'a>>(&mut self, cur: &mut C, ctx: &mut Ctx) -> Result<(), DecodeErr> {
-        let want = self.opts.envelope.key();
-        cur.open_line()?;
-        cur.open_struct()?;
-        let mut first = true;
-        let mut found = false;
-        while let Some(k) = cur.next_member(&mut first, &mut ctx.scratch)? {
-            let is_item = k == want;
-            if is_item && !found {
-                found = true;
-                self.attributes_of(cur, ctx)?;
-            } else {
-                cur.skip_any()?;
-            }
-        }
-        cur.end()?;
+        let (kind, want) = (self.opts.record, self.opts.envelope);
+        let (found, change) = record::visit(cur, kind, want, |cur| self.attributes_of(cur, ctx))?;
         if !found {
-            return Err(DecodeErr::malformed(0, format!("the line has no `{}`", String::from_utf8_lossy(want))));
+            if kind == RecordKind::Item {
+                let want = String::from_utf8_lossy(want.key());
+                return Err(DecodeErr::malformed(0, format!("the line has no `{want}`")));
+            }
+            // A change without this image (a removal's new image): a row of nulls.
+            self.extra.push_null();
         }
+        self.change = change;
         Ok(())
     }
 
@@ -601,6 +621,7 @@ pub struct Inferrer {
     pub stats: TableStats,
     walk: Walk,
     envelope: Envelope,
+    record: RecordKind,
     syntax: Syntax,
     file_index: usize,
     file: String,
@@ -636,6 +657,7 @@ impl Inferrer {
             stats: TableStats::default(),
             walk: Walk::new(*opts),
             envelope,
+            record: RecordKind::Item,
             syntax: Syntax::Json,
             file_index: 0,
             file: String::new(),
@@ -649,6 +671,12 @@ impl Inferrer {
             malformed_at: Vec::new(),
             skip: Default::default(),
         }
+    }
+
+    /// Lines are change records of this kind (full-export items unless said).
+    pub fn with_record(mut self, record: RecordKind) -> Self {
+        self.record = record;
+        self
     }
 
     /// Lines are in `syntax` (DynamoDB JSON unless said).
@@ -742,34 +770,28 @@ impl Inferrer {
     }
 
     fn infer_record<'a, C: SyntaxCursor<'a>>(&mut self, cur: &mut C, into: &mut TableStats) -> Result<(), DecodeErr> {
-        let want = self.envelope.key();
-        cur.open_line()?;
-        cur.open_struct()?;
-        let mut first = true;
-        let mut found = false;
-        while let Some(k) = cur.next_member(&mut first, &mut self.walk.scratch)? {
-            if k != want || found {
-                cur.skip_any()?;
-                continue;
-            }
-            found = true;
-            cur.open_struct()?;
-            let mut first_attr = true;
-            let mut pos = 0;
-            while let Some(k) = cur.next_member(&mut first_attr, &mut self.walk.scratch)? {
-                self.key.clear();
-                self.key.extend_from_slice(k);
-                let name = std::str::from_utf8(&self.key).unwrap_or_default();
-                let order = order_key(self.file_index, self.line, pos);
-                self.walk.order = order;
-                let s = into.attr_capped(name, order, self.walk.opts.max_columns);
-                self.walk.value(cur, s, 1).map_err(|e| e.at_key(&self.key))?;
-                pos += 1;
-            }
-        }
-        cur.end()?;
-        if !found {
+        let (kind, want) = (self.record, self.envelope);
+        let (found, _) = record::visit(cur, kind, want, |cur| self.infer_image(cur, into))?;
+        if !found && kind == RecordKind::Item {
             return Err(DecodeErr::malformed(0, "no item"));
+        }
+        Ok(())
+    }
+
+    /// The attributes of one image.
+    fn infer_image<'a, C: SyntaxCursor<'a>>(&mut self, cur: &mut C, into: &mut TableStats) -> Result<(), DecodeErr> {
+        cur.open_struct()?;
+        let mut first_attr = true;
+        let mut pos = 0;
+        while let Some(k) = cur.next_member(&mut first_attr, &mut self.walk.scratch)? {
+            self.key.clear();
+            self.key.extend_from_slice(k);
+            let name = std::str::from_utf8(&self.key).unwrap_or_default();
+            let order = order_key(self.file_index, self.line, pos);
+            self.walk.order = order;
+            let s = into.attr_capped(name, order, self.walk.opts.max_columns);
+            self.walk.value(cur, s, 1).map_err(|e| e.at_key(&self.key))?;
+            pos += 1;
         }
         Ok(())
     }

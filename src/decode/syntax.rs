@@ -92,6 +92,12 @@ pub(crate) trait SyntaxCursor<'a> {
     fn scalar<'s>(&mut self, desc: Desc, scratch: &'s mut Vec<u8>) -> Result<&'s [u8], DecodeErr>
     where
         'a: 's;
+    /// A scalar that is not an attribute value (a Streams record's
+    /// `eventName`, `SequenceNumber`, `ApproximateCreationDateTime`): a
+    /// string's characters, or a number's text.
+    fn plain_scalar<'s>(&mut self, scratch: &'s mut Vec<u8>) -> Result<&'s [u8], DecodeErr>
+    where
+        'a: 's;
     /// A `BOOL` value.
     fn boolean(&mut self) -> Result<bool, DecodeErr>;
     /// A `NULL` value.
@@ -252,6 +258,16 @@ impl<'a> SyntaxCursor<'a> for Cursor<'a> {
         'a: 's,
     {
         Ok(self.string(scratch)?)
+    }
+    fn plain_scalar<'s>(&mut self, scratch: &'s mut Vec<u8>) -> Result<&'s [u8], DecodeErr>
+    where
+        'a: 's,
+    {
+        if self.peek() == Some(b'"') {
+            return Ok(self.string(scratch)?);
+        }
+        let (start, end) = self.skip_value()?;
+        Ok(self.slice(start, end))
     }
     #[inline]
     fn boolean(&mut self) -> Result<bool, DecodeErr> {

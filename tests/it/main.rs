@@ -5,6 +5,7 @@ mod ddl;
 mod decode;
 mod inspect;
 mod ion;
+mod records;
 mod reliability;
 mod sql;
 mod support;
