@@ -183,11 +183,32 @@ pub(crate) fn canonical<'a, C: SyntaxCursor<'a> + ?Sized>(
     cur.close_value()
 }
 
-/// `text` (UTF-8, checked with its line) as a JSON string literal.
+/// `text` (UTF-8, checked with its line) as a JSON string literal, the way
+/// [`crate::ddb::value::write_json_string`] writes it, straight into `out`.
 fn json_string(text: &[u8], out: &mut Vec<u8>) {
-    let mut s = String::new();
-    crate::ddb::value::write_json_string(&String::from_utf8_lossy(text), &mut s);
-    out.extend_from_slice(s.as_bytes());
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&text[start..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&text[start..]);
+    out.push(b'"');
 }
 
 impl<'a> SyntaxCursor<'a> for Cursor<'a> {
@@ -286,5 +307,19 @@ impl<'a> SyntaxCursor<'a> for Cursor<'a> {
     fn write_canonical(&mut self, start: usize, out: &mut Vec<u8>) -> Result<(), DecodeErr> {
         out.extend_from_slice(self.slice(start, Cursor::pos(self)));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_strings_as_the_value_writer_spells_them() {
+        for s in ["", "plain", "quote \" back \\ nl \n cr \r tab \t bell \u{7} é 🎁", "\u{1f}\u{0}"] {
+            let mut want = String::new();
+            crate::ddb::value::write_json_string(s, &mut want);
+            let mut got = Vec::new();
+            super::json_string(s.as_bytes(), &mut got);
+            assert_eq!(String::from_utf8(got).unwrap(), want);
+        }
     }
 }
