@@ -769,6 +769,23 @@ impl<'a> SyntaxCursor<'a> for IonCursor<'a> {
     where
         'a: 's,
     {
+        // DynamoDB writes `{name:…,name:…}`: take `,name:` in one step when the
+        // name is a plain identifier (not `$…`, which may be a symbol ID).
+        let (buf, mut i) = (self.buf, self.pos);
+        if !*first && buf.get(i) == Some(&b',') {
+            i += 1;
+        }
+        if (*first || i > self.pos) && buf.get(i).is_some_and(|&c| is_ident_start(c) && c != b'$') {
+            let start = i;
+            while buf.get(i).is_some_and(|&c| is_ident(c)) {
+                i += 1;
+            }
+            if buf.get(i) == Some(&b':') && buf.get(i + 1) != Some(&b':') {
+                self.pos = i + 1;
+                *first = false;
+                return Ok(Some(&buf[start..i]));
+            }
+        }
         match self.peek() {
             Some(b'}') => {
                 self.pos += 1;
@@ -837,6 +854,14 @@ impl<'a> SyntaxCursor<'a> for IonCursor<'a> {
     }
 
     fn open_value(&mut self, scratch: &mut Vec<u8>) -> Result<Desc, DecodeErr> {
+        // The common openings, right at the cursor (compact lines).
+        match self.at(0) {
+            Some(b'"') => return Ok(Desc::S),
+            Some(b'0'..=b'9') => return Ok(Desc::N),
+            Some(b'[') => return Ok(Desc::L),
+            Some(b'{') => return Ok(if self.at(1) == Some(b'{') { Desc::B } else { Desc::M }),
+            _ => {}
+        }
         let Some(b) = self.peek() else {
             return Err(err(self.pos, "expected a value, found the end of the line"));
         };
