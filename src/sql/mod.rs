@@ -89,6 +89,7 @@ pub fn register(
         Ok(found) => {
             let info = export::choose(&found, opts.export_id.as_deref())?;
             let ex = rt.block_on(export::open(&loc, &info))?;
+            ex.require_full("`sql`")?;
             if let Some(p) = ex.manifest_problems.first() {
                 return Err(Error::Verify(p.clone()));
             }
