@@ -109,27 +109,55 @@ fn write_string_array<'a>(items: impl Iterator<Item = &'a str>, out: &mut String
 /// Append `s` as a JSON string literal.
 pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
-    let bytes = s.as_bytes();
+    json_escape(s.as_bytes(), |piece| match piece {
+        // Pieces end at ASCII bytes, so they are whole characters of `s`.
+        Piece::Plain(a, b) => out.push_str(&s[a..b]),
+        Piece::Escape(e) => out.push_str(e),
+        Piece::Control(b) => out.push_str(&format!("\\u{b:04x}")),
+    });
+    out.push('"');
+}
+
+/// [`write_json_string`] for UTF-8 bytes (a value read from a line), into a byte buffer.
+pub fn write_json_bytes(text: &[u8], out: &mut Vec<u8>) {
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    json_escape(text, |piece| match piece {
+        Piece::Plain(a, b) => out.extend_from_slice(&text[a..b]),
+        Piece::Escape(e) => out.extend_from_slice(e.as_bytes()),
+        Piece::Control(b) => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+    });
+    out.push(b'"');
+}
+
+enum Piece {
+    Plain(usize, usize),
+    Escape(&'static str),
+    Control(u8),
+}
+
+/// The one JSON string escaping rule: the text as runs to copy and escapes between them.
+fn json_escape(bytes: &[u8], mut f: impl FnMut(Piece)) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0..=0x1f => None,
+        let piece = match b {
+            b'"' => Piece::Escape("\\\""),
+            b'\\' => Piece::Escape("\\\\"),
+            b'\n' => Piece::Escape("\\n"),
+            b'\r' => Piece::Escape("\\r"),
+            b'\t' => Piece::Escape("\\t"),
+            0..=0x1f => Piece::Control(b),
             _ => continue,
         };
-        out.push_str(&s[start..i]);
-        match esc {
-            Some(e) => out.push_str(e),
-            None => out.push_str(&format!("\\u{b:04x}")),
+        if start < i {
+            f(Piece::Plain(start, i));
         }
+        f(piece);
         start = i + 1;
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+    if start < bytes.len() {
+        f(Piece::Plain(start, bytes.len()));
+    }
 }
 
 /// Ion text, as DynamoDB's ION export writes it (`outputFormat: ION`):
@@ -150,50 +178,29 @@ impl AttrValue {
             AttrValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             AttrValue::Null => out.push_str("null"),
             AttrValue::M(m) => write_item_ion(m, out),
-            AttrValue::L(l) => {
-                out.push('[');
-                for (i, v) in l.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    v.write_ion(out);
-                }
-                out.push(']');
-            }
-            AttrValue::SS(v) => {
-                out.push_str("$dynamodb_SS::[");
-                for (i, s) in v.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_ion_string(s, out);
-                }
-                out.push(']');
-            }
-            AttrValue::NS(v) => {
-                out.push_str("$dynamodb_NS::[");
-                for (i, n) in v.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_ion_decimal(n, out);
-                }
-                out.push(']');
-            }
-            AttrValue::BS(v) => {
-                out.push_str("$dynamodb_BS::[");
-                for (i, b) in v.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str("{{");
-                    out.push_str(&b64(b));
-                    out.push_str("}}");
-                }
-                out.push(']');
-            }
+            AttrValue::L(l) => write_ion_list("", l, out, |v, out| v.write_ion(out)),
+            AttrValue::SS(v) => write_ion_list("$dynamodb_SS::", v, out, |s, out| write_ion_string(s, out)),
+            AttrValue::NS(v) => write_ion_list("$dynamodb_NS::", v, out, |n, out| write_ion_decimal(n, out)),
+            AttrValue::BS(v) => write_ion_list("$dynamodb_BS::", v, out, |b, out| {
+                out.push_str("{{");
+                out.push_str(&b64(b));
+                out.push_str("}}");
+            }),
         }
     }
+}
+
+/// `annotation[a,b,…]`.
+fn write_ion_list<T>(annotation: &str, items: &[T], out: &mut String, write: impl Fn(&T, &mut String)) {
+    out.push_str(annotation);
+    out.push('[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(x, out);
+    }
+    out.push(']');
 }
 
 /// Append an item as an Ion struct (`{pk:"1",'a b':2.}`).
@@ -283,6 +290,17 @@ pub fn write_ion_decimal(n: &str, out: &mut String) {
 #[cfg(test)]
 mod ion_tests {
     use super::*;
+
+    #[test]
+    fn json_strings_as_the_value_writer_spells_them() {
+        for s in ["", "plain", "quote \" back \\ nl \n cr \r tab \t bell \u{7} é 🎁", "\u{1f}\u{0}"] {
+            let mut want = String::new();
+            write_json_string(s, &mut want);
+            let mut got = Vec::new();
+            write_json_bytes(s.as_bytes(), &mut got);
+            assert_eq!(String::from_utf8(got).unwrap(), want);
+        }
+    }
 
     #[test]
     fn decimals_as_dynamodb_spells_them() {

@@ -17,6 +17,7 @@
 
 use super::DecodeErr;
 use crate::ddb::json::Cursor;
+use crate::ddb::value::write_json_bytes;
 use crate::ddb::{Desc, MAX_DEPTH};
 
 /// Which syntax an export's data files are written in (the manifest's `outputFormat`).
@@ -136,7 +137,7 @@ pub(crate) fn canonical<'a, C: SyntaxCursor<'a> + ?Sized>(
     match desc {
         Desc::S | Desc::N | Desc::B => {
             let text = cur.scalar(desc, scratch)?;
-            json_string(text, out);
+            write_json_bytes(text, out);
         }
         Desc::Bool => out.extend_from_slice(if cur.boolean()? { b"true" } else { b"false" }),
         Desc::Null => {
@@ -153,7 +154,7 @@ pub(crate) fn canonical<'a, C: SyntaxCursor<'a> + ?Sized>(
                 if n > 0 {
                     out.push(b',');
                 }
-                json_string(k, out);
+                write_json_bytes(k, out);
                 out.push(b':');
                 canonical(cur, scratch, out, depth + 1)?;
                 n += 1;
@@ -172,7 +173,7 @@ pub(crate) fn canonical<'a, C: SyntaxCursor<'a> + ?Sized>(
                 }
                 match member {
                     None => canonical(cur, scratch, out, depth + 1)?,
-                    Some(m) => json_string(cur.scalar(m, scratch)?, out),
+                    Some(m) => write_json_bytes(cur.scalar(m, scratch)?, out),
                 }
                 n += 1;
             }
@@ -181,34 +182,6 @@ pub(crate) fn canonical<'a, C: SyntaxCursor<'a> + ?Sized>(
     }
     out.push(b'}');
     cur.close_value()
-}
-
-/// `text` (UTF-8, checked with its line) as a JSON string literal, the way
-/// [`crate::ddb::value::write_json_string`] writes it, straight into `out`.
-fn json_string(text: &[u8], out: &mut Vec<u8>) {
-    out.reserve(text.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in text.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&text[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-        } else {
-            out.extend_from_slice(esc);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&text[start..]);
-    out.push(b'"');
 }
 
 impl<'a> SyntaxCursor<'a> for Cursor<'a> {
@@ -307,19 +280,5 @@ impl<'a> SyntaxCursor<'a> for Cursor<'a> {
     fn write_canonical(&mut self, start: usize, out: &mut Vec<u8>) -> Result<(), DecodeErr> {
         out.extend_from_slice(self.slice(start, Cursor::pos(self)));
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn json_strings_as_the_value_writer_spells_them() {
-        for s in ["", "plain", "quote \" back \\ nl \n cr \r tab \t bell \u{7} é 🎁", "\u{1f}\u{0}"] {
-            let mut want = String::new();
-            crate::ddb::value::write_json_string(s, &mut want);
-            let mut got = Vec::new();
-            super::json_string(s.as_bytes(), &mut got);
-            assert_eq!(String::from_utf8(got).unwrap(), want);
-        }
     }
 }
