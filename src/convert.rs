@@ -210,6 +210,7 @@ pub fn convert(
         rejected: report.decode.rejected,
         extra_values: report.decode.extra_values,
         rejects_file: rejects_file.clone(),
+        merge: None,
     };
     rt.block_on(commit::commit(dest, &record))?;
     Ok(Converted::Done(Box::new(ConvertSummary {
@@ -260,7 +261,7 @@ pub fn with_lease<T>(
 
 /// Close the workers' files and write the partitions they spilled (on
 /// `jobs` threads, with sinks from `merge_sink`).
-fn finish_sinks(
+pub(crate) fn finish_sinks(
     mut sinks: Vec<DatasetSink>,
     jobs: usize,
     progress: &Progress,
@@ -324,7 +325,7 @@ fn exact_schema(
 }
 
 /// Best effort: remove a failed run's staged files.
-fn discard_staging(dest: &Location, run_id: &str, rt: &tokio::runtime::Handle) {
+pub(crate) fn discard_staging(dest: &Location, run_id: &str, rt: &tokio::runtime::Handle) {
     use futures::TryStreamExt;
     use object_store::ObjectStoreExt;
     let staging = [commit::TEMPORARY, run_id].iter().fold(dest.prefix.clone(), |p, s| p.join(*s));

@@ -27,6 +27,8 @@ pub mod decode;
 pub mod error;
 pub mod export;
 pub mod generate;
+#[cfg(feature = "sql")]
+pub mod merge;
 pub mod pipeline;
 pub mod pool;
 pub mod read;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use serde::Serialize;
 
-use crate::decode::{DecodeOptions, DecodeStats, Envelope, Inferrer, ItemDecoder, Reject, Syntax};
+use crate::decode::{DecodeOptions, DecodeStats, Envelope, Inferrer, ItemDecoder, RecordKind, Reject, Syntax};
 use crate::error::{Error, Position, Result};
 use crate::export::Export;
 use crate::pool::{self, Queue, Stop};
@@ -111,6 +111,21 @@ pub fn work_order(files: &[crate::export::DataFile]) -> Vec<usize> {
     order
 }
 
+/// How `export`'s lines read, on top of `opts`: their syntax, and for an
+/// incremental export, change records whose row is the change's image (new,
+/// else old, else keys) unless `opts` asks for one image.
+pub fn lines_of(export: &Export, opts: &DecodeOptions) -> DecodeOptions {
+    let mut o = DecodeOptions { syntax: Syntax::from(export.summary.output_format), ..opts.clone() };
+    if export.summary.export_type == crate::export::ExportType::IncrementalExport {
+        o.record = RecordKind::Change;
+        if o.envelope == Envelope::Item {
+            o.envelope = Envelope::Row;
+        }
+        o.upserts = export.summary.output_view == Some(crate::export::OutputView::NewImage);
+    }
+    o
+}
+
 /// Decode every data file of `export` with `schema`; `make_sink(worker)` gives each worker its sink.
 pub fn decode_export<S: BatchSink>(
     export: &Export,
@@ -137,10 +152,9 @@ pub fn decode_export<S: BatchSink>(
         order.len(),
         Queue::Shared,
         |w| {
-            let syntax = Syntax::from(export.summary.output_format);
             Ok(Worker {
                 sink: make_sink(w)?,
-                decoder: ItemDecoder::new(schema, DecodeOptions { syntax, ..opts.decode.clone() }),
+                decoder: ItemDecoder::new(schema, lines_of(export, &opts.decode)),
                 buf: vec![0u8; CHUNK],
                 local: PipelineReport::default(),
             })
@@ -364,6 +378,7 @@ pub fn infer_schema_report(
     }
     let mut schema = pass.stats.schema(&run.options);
     schema.table = Some(export.table_name().to_string());
+    schema.changes = export.summary.export_type == crate::export::ExportType::IncrementalExport;
     schema.inferred_from = Some(match run.sample {
         Some(n) => format!("sample:{n}"),
         None => "exact".into(),
@@ -375,6 +390,21 @@ pub fn infer_schema_report(
         malformed_lines: pass.malformed_lines,
         over_cap: pass.stats.over_cap,
     })
+}
+
+/// The inference statistics of every line of `export` that reads (malformed
+/// lines are left out; decoding reports them): several exports' statistics
+/// merge into the schema of all of them.
+pub fn infer_table_stats(
+    export: &Export,
+    rt: &tokio::runtime::Handle,
+    run: &InferRun,
+    progress: &Progress,
+) -> Result<TableStats> {
+    if let Some(f) = export.files.iter().find(|f| f.size.is_none()) {
+        return Err(Error::Verify(format!("{}: data file is missing", export.display(f))));
+    }
+    Ok(infer_pass(export, rt, run, progress, &Default::default())?.stats)
 }
 
 struct Pass {
@@ -391,7 +421,8 @@ fn infer_pass(
     progress: &Progress,
     skip: &std::collections::HashSet<(usize, u64)>,
 ) -> Result<Pass> {
-    let envelope = run.envelope.unwrap_or(Envelope::Item);
+    let lines =
+        lines_of(export, &DecodeOptions { envelope: run.envelope.unwrap_or(Envelope::Item), ..Default::default() });
     let merged: Mutex<Pass> = Mutex::new(Pass {
         stats: TableStats::default(),
         malformed: Vec::new(),
@@ -414,7 +445,8 @@ fn infer_pass(
         order.len(),
         queue,
         |w| {
-            let mut inf = Inferrer::new(&run.options, envelope).with_syntax(Syntax::from(export.summary.output_format));
+            let mut inf =
+                Inferrer::new(&run.options, lines.envelope).with_syntax(lines.syntax).with_record(lines.record);
             inf.skip = skip.clone();
             if let Some(n) = run.sample {
                 let (w, jobs) = (w as u64, jobs as u64);

@@ -92,7 +92,6 @@ impl Args {
 pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     crate::cancel::install(rt);
     let export = a.source.open(rt)?;
-    export.require_full("`convert`")?;
     let dest = rt.block_on(Location::parse(&a.dest))?;
     let quiet = a.quiet || a.json;
     // The policy is the library's (`Conversion`); the command line adds bars and messages.

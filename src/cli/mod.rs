@@ -9,6 +9,7 @@ mod convert;
 mod ddl;
 mod generate;
 mod inspect;
+mod merge;
 mod recover;
 mod schema;
 mod sql;
@@ -29,6 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Convert(convert::Args),
+    Merge(merge::Args),
     Inspect(inspect::Args),
     Schema(schema::Args),
     Sql(sql::Args),
@@ -70,6 +72,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = match &cli.command {
         Command::Convert(a) => a.json(),
+        Command::Merge(a) => a.json(),
         Command::Inspect(a) => a.json,
         Command::Recover(a) => a.json(),
         _ => false,
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Convert(a) => convert::run(a, &rt),
+        Command::Merge(a) => merge::run(a, &rt),
         Command::Inspect(a) => inspect::run(a, &rt),
         Command::Schema(a) => schema::run(a, &rt),
         Command::Sql(a) => sql::run(a, &rt),

@@ -33,7 +33,6 @@ pub struct Args {
 
 pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let export = a.source.open(rt)?;
-    export.require_full("`schema`")?;
     let inferred = match &a.decode.schema {
         Some(p) => {
             crate::pipeline::Inferred { schema: Schema::load(p)?, malformed: vec![], malformed_lines: 0, over_cap: 0 }

@@ -35,8 +35,8 @@ use arrow::datatypes::SchemaRef;
 
 use crate::ddb::json::{self, Cursor, JsonError};
 use crate::error::{Error, Position, Result};
-use crate::schema::Schema;
 use crate::schema::infer::{InferOptions, TableStats, order_key};
+use crate::schema::{CHANGE_COLUMNS, Schema};
 use builder::{Builder, TextKind};
 use ion::IonCursor;
 pub use record::{Change, Op, RecordKind};
@@ -59,6 +59,10 @@ pub enum Envelope {
     OldImage,
     /// Incremental exports: the key attributes.
     Keys,
+    /// Change records: the change's row — its new image, else its old image
+    /// (a removal, as change tables show it: what was removed), else its keys
+    /// (a removal in a `NEW_IMAGE` export).
+    Row,
 }
 
 impl Envelope {
@@ -68,6 +72,7 @@ impl Envelope {
             Envelope::NewImage => b"NewImage",
             Envelope::OldImage => b"OldImage",
             Envelope::Keys => b"Keys",
+            Envelope::Row => b"NewImage",
         }
     }
 }
@@ -182,8 +187,11 @@ pub struct DecodeOptions {
     /// (see [`ItemDecoder::flushed_changes`]) and a record without that image
     /// (a removal's new image) is a row of nulls.
     pub record: RecordKind,
-    /// Decode only these top-level columns (indices into the schema's fields;
-    /// the catch-all is index `fields.len()`). `None`: all.
+    /// The lines come from a `NEW_IMAGE` export: a new image without an old
+    /// one may be an insert or an update, and `_op` says `upsert`.
+    pub upserts: bool,
+    /// Decode only these columns (indices into the schema's Arrow schema: a
+    /// change table's own columns, the fields, the catch-all). `None`: all.
     pub projection: Option<Vec<usize>>,
     /// Gather inference statistics while decoding (see [`ItemDecoder::take_table_stats`]).
     pub collect_stats: bool,
@@ -200,6 +208,7 @@ impl Default for DecodeOptions {
             envelope: Envelope::Item,
             syntax: Syntax::Json,
             record: RecordKind::Item,
+            upserts: false,
             projection: None,
             collect_stats: false,
             infer: InferOptions::default(),
@@ -214,8 +223,11 @@ pub struct ItemDecoder {
     attributes: Vec<String>,
     columns: Vec<Builder>,
     wanted: Vec<bool>,
-    /// Output column order: schema field indices (the catch-all is `fields.len()`).
+    /// Output column order: Arrow schema indices (a change table's own
+    /// columns, then the schema's fields, then the catch-all).
     order: Vec<usize>,
+    /// How many of a change table's own columns lead the Arrow schema (0 or 4).
+    meta: usize,
     lookup: HashMap<Box<[u8]>, usize>,
     /// The column that followed column `c` last time (`next_of[c]`; the slot
     /// after the schema's columns is the start of an item, the one after that
@@ -254,7 +266,11 @@ impl ItemDecoder {
     pub fn new(schema: &Schema, opts: DecodeOptions) -> ItemDecoder {
         let full = schema.arrow_schema();
         let n = schema.fields.len();
-        let wanted_idx: Vec<usize> = opts.projection.clone().unwrap_or_else(|| (0..=n).collect());
+        // A change table's own columns come first; projections index the Arrow schema.
+        let meta = if schema.changes { CHANGE_COLUMNS.len() } else { 0 };
+        let order: Vec<usize> = opts.projection.clone().unwrap_or_else(|| (0..meta + n + 1).collect());
+        assert!(order.iter().all(|&i| i <= meta + n), "projection indices are in range");
+        let wanted_idx: Vec<usize> = order.iter().filter(|&&i| i >= meta).map(|&i| i - meta).collect();
         let mut wanted = vec![false; n];
         for &i in &wanted_idx {
             if i < n {
@@ -262,8 +278,7 @@ impl ItemDecoder {
             }
         }
         let extra_wanted = wanted_idx.contains(&n);
-        assert!(wanted_idx.iter().all(|&i| i <= n), "projection indices are in range");
-        let arrow_schema = Arc::new(full.project(&wanted_idx).expect("projection indices are in range"));
+        let arrow_schema = Arc::new(full.project(&order).expect("projection indices are in range"));
         assert!(!opts.collect_stats || opts.projection.is_none(), "statistics need every column");
         let columns: Vec<Builder> = schema.fields.iter().map(|f| Builder::new(&f.ty)).collect();
         let shadow = opts.collect_stats.then(|| columns.iter().map(Shadow::new).collect());
@@ -272,7 +287,8 @@ impl ItemDecoder {
             attributes: schema.fields.iter().map(|f| f.attribute.clone()).collect(),
             columns,
             wanted,
-            order: wanted_idx,
+            order,
+            meta,
             lookup: schema.fields.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
             next_of: vec![usize::MAX; schema.fields.len() + 2],
             extra: Builder::new(&crate::schema::ColumnType::Json),
@@ -385,9 +401,15 @@ impl ItemDecoder {
                 c.push_nulls(self.rows - c.len());
             }
         }
-        let n = self.columns.len();
-        let arrays: Vec<ArrayRef> =
-            self.order.iter().map(|&i| if i == n { self.extra.finish() } else { self.columns[i].finish() }).collect();
+        let (n, meta) = (self.columns.len(), self.meta);
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.order.len());
+        for &j in &self.order {
+            arrays.push(match j {
+                j if j < meta => self.change_column(j),
+                j if j == meta + n => self.extra.finish(),
+                j => self.columns[j - meta].finish(),
+            });
+        }
         let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
         std::mem::swap(&mut self.row_lines, &mut self.flushed_lines);
@@ -397,6 +419,35 @@ impl ItemDecoder {
         RecordBatch::try_new_with_options(self.arrow_schema.clone(), arrays, &opts)
             .map(Some)
             .map_err(|e| Error::engine(format!("building a batch from {}", self.file), e))
+    }
+
+    /// Column `k` of [`CHANGE_COLUMNS`] for the rows buffered (nulls where a
+    /// row is not a change: a full export read as a change table).
+    fn change_column(&self, k: usize) -> ArrayRef {
+        use arrow::array::{BooleanArray, StringArray, TimestampMicrosecondArray};
+        let changes = if self.row_changes.len() == self.rows { &self.row_changes[..] } else { &[] };
+        let rows = self.rows;
+        match k {
+            0 => Arc::new(StringArray::from_iter_values((0..rows).map(|i| match changes.get(i).map(|c| c.op) {
+                Some(Op::Insert) if self.opts.upserts => "upsert",
+                Some(Op::Insert) => "insert",
+                Some(Op::Modify) => "modify",
+                Some(Op::Remove) => "remove",
+                None => "insert",
+            }))),
+            1 => Arc::new(
+                TimestampMicrosecondArray::from_iter(
+                    (0..rows).map(|i| changes.get(i).and_then(|c| c.write_time_micros)),
+                )
+                .with_timezone("UTC"),
+            ),
+            2 => {
+                Arc::new(StringArray::from_iter((0..rows).map(|i| changes.get(i).and_then(|c| c.sequence.as_deref()))))
+            }
+            _ => {
+                Arc::new(BooleanArray::from_iter((0..rows).map(|i| Some(changes.get(i).is_some_and(|c| c.ttl_delete)))))
+            }
+        }
     }
 
     /// Where a row of the last batch flushed came from: its data file and line.

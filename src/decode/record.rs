@@ -133,6 +133,16 @@ pub(crate) fn visit<'a, C: SyntaxCursor<'a>>(
             _ => cur.skip_any()?,
         }
     }
+    // The change's row: the best image present, wherever it stood in the record.
+    if want == Envelope::Row
+        && let Some(at) = seen.new_at.or(seen.old_at).or(seen.keys_at)
+    {
+        let end = cur.pos();
+        cur.set_pos(at);
+        seen.found = true;
+        image(cur)?;
+        cur.set_pos(end);
+    }
     cur.end()?;
     let change = match kind {
         RecordKind::Item => None,
@@ -158,6 +168,10 @@ struct Seen {
     sequence: Option<String>,
     event: Option<Op>,
     ttl: bool,
+    /// Where each image starts (for [`Envelope::Row`]).
+    new_at: Option<usize>,
+    old_at: Option<usize>,
+    keys_at: Option<usize>,
 }
 
 impl Seen {
@@ -169,6 +183,17 @@ impl Seen {
         want: Envelope,
         image: &mut impl FnMut(&mut C) -> Result<(), DecodeErr>,
     ) -> Result<(), DecodeErr> {
+        if want == Envelope::Row {
+            cur.skip_ws();
+            let at = Some(cur.pos());
+            match k {
+                b"NewImage" => (self.new, self.new_at) = (true, at),
+                b"OldImage" => (self.old, self.old_at) = (true, at),
+                b"Keys" => self.keys_at = at,
+                _ => {}
+            }
+            return cur.skip_any();
+        }
         let is = match k {
             b"NewImage" => {
                 self.new = true;

@@ -68,20 +68,6 @@ pub struct DataFile {
 }
 
 impl Export {
-    /// Refuse an incremental export for a command that reads items (`what`),
-    /// saying what to do instead: its lines are changes, not items.
-    pub fn require_full(&self, what: &str) -> Result<()> {
-        if self.summary.export_type == ExportType::FullExport {
-            return Ok(());
-        }
-        Err(Error::Usage(format!(
-            "export {} is an incremental export: its lines are changes (new and old images), not items, and {what} \
-             reads full exports for now (applying changes, `dynolake merge`, is on its way); point at the full \
-             export, or at the prefix (its newest full export is chosen)",
-            self.id
-        )))
-    }
-
     pub fn table_name(&self) -> &str {
         self.summary.table_name()
     }

@@ -90,8 +90,7 @@ struct FileOut {
 /// which plays the role of the S3 bucket.
 pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated> {
     let mut meta = Rng::new(opts.seed ^ 0x6d65_7461);
-    let base = chrono::DateTime::parse_from_rfc3339("2024-06-01T03:00:00Z").unwrap().timestamp_millis();
-    let export_ms = base + (opts.seed % 10_000) as i64 * 60_000;
+    let export_ms = export_time_ms(opts);
     let export_id = format!("{:014}-{:08x}", export_ms + meta.below(900) as i64, meta.next_u64() as u32);
     let prefix = opts.prefix.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
     let key_prefix = prefix.map(|p| format!("{p}/")).unwrap_or_default();
@@ -219,6 +218,79 @@ pub fn generate(bucket_root: &Path, opts: &GenerateOptions) -> Result<Generated>
         write_manifests(&dir, &summary, &inc_files)?;
     }
     Ok(Generated { root, full_export_id: export_id, full_export_dir: export_dir, incremental_export_id: incremental })
+}
+
+/// An incremental export of given change lines (see [`change_line`]), for
+/// the window `[from_ms, to_ms)`, under the same prefix and table as `opts`
+/// describe: its data files (`files`, the lines dealt round-robin; a file
+/// may be empty) in the shared `AWSDynamoDB/data/`, its manifests in
+/// `AWSDynamoDB/<id>/`. Returns the export id.
+pub fn write_incremental(
+    bucket_root: &Path,
+    opts: &GenerateOptions,
+    (from_ms, to_ms): (i64, i64),
+    new_image_only: bool,
+    lines: &[String],
+    files: usize,
+) -> Result<String> {
+    let prefix = opts.prefix.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
+    let key_prefix = prefix.map(|p| format!("{p}/")).unwrap_or_default();
+    let root = bucket_root.join(prefix.unwrap_or(""));
+    // Exports already there make the id differ for the same window and lines (a duplicate export).
+    let there = std::fs::read_dir(root.join("AWSDynamoDB")).map_or(0, |d| d.count()) as u64;
+    let mut meta = Rng::new(opts.seed ^ (to_ms as u64).rotate_left(17) ^ (lines.len() as u64) << 32 ^ there);
+    let start_ms = to_ms + 15 * 60_000 + meta.below(900) as i64;
+    let id = format!("{start_ms:014}-{:08x}", meta.next_u64() as u32);
+    let ext = match opts.format {
+        OutputFormat::DynamodbJson => "json",
+        OutputFormat::Ion => "ion",
+    };
+    let mut outs = Vec::new();
+    for _ in 0..files.max(1) {
+        let key = format!("{key_prefix}AWSDynamoDB/data/{}.{ext}.gz", rand_name(&mut meta));
+        outs.push((GzFile::create(&bucket_root.join(&key))?, key, 0u64));
+    }
+    for (i, line) in lines.iter().enumerate() {
+        let n = outs.len();
+        let (out, _, count) = &mut outs[i % n];
+        out.write(line.as_bytes())?;
+        if !line.ends_with('\n') {
+            out.write(b"\n")?;
+        }
+        *count += 1;
+    }
+    let written = outs.into_iter().map(|(f, key, n)| f.finish(key, n)).collect::<Result<Vec<_>>>()?;
+    let iso =
+        |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let table_arn = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}", opts.table);
+    let summary = serde_json::json!({
+        "version": "2023-08-01",
+        "exportArn": format!("{table_arn}/export/{id}"),
+        "startTime": iso(start_ms),
+        "endTime": iso(start_ms + 300_000),
+        "tableArn": table_arn,
+        "s3Bucket": opts.bucket,
+        "s3Prefix": prefix,
+        "s3SseAlgorithm": "AES256",
+        "manifestFilesS3Key": format!("{key_prefix}AWSDynamoDB/{id}/manifest-files.json"),
+        "billedSizeBytes": written.iter().map(|f| f.raw_bytes).sum::<u64>(),
+        "itemCount": written.iter().map(|f| f.items).sum::<u64>(),
+        "outputFormat": match opts.format { OutputFormat::DynamodbJson => "DYNAMODB_JSON", OutputFormat::Ion => "ION" },
+        "exportFromTime": iso(from_ms),
+        "exportToTime": iso(to_ms),
+        "exportType": "INCREMENTAL_EXPORT",
+        "outputView": if new_image_only { "NEW_IMAGE" } else { "NEW_AND_OLD_IMAGES" },
+    });
+    let dir = root.join("AWSDynamoDB").join(&id);
+    mkdir(&dir)?;
+    write_manifests(&dir, &summary.to_string(), &written)?;
+    Ok(id)
+}
+
+/// The full export's time for `opts` (what [`generate`] writes as `exportTime`), in epoch milliseconds.
+pub fn export_time_ms(opts: &GenerateOptions) -> i64 {
+    let base = chrono::DateTime::parse_from_rfc3339("2024-06-01T03:00:00Z").unwrap().timestamp_millis();
+    base + (opts.seed % 10_000) as i64 * 60_000
 }
 
 /// One full-export line: `{"Item":{…}}` or `$ion_1_0 {Item:{…}}`.

@@ -22,12 +22,31 @@ pub const LIST_ELEMENT: &str = "element";
 impl Schema {
     /// The Arrow schema of decoded batches: one column per field, then the catch-all.
     pub fn arrow_schema(&self) -> Arc<ArrowSchema> {
-        let mut fields: Vec<ArrowField> = self.fields.iter().map(arrow_field).collect();
+        let mut fields: Vec<ArrowField> = match self.changes {
+            true => change_fields(),
+            false => Vec::new(),
+        };
+        fields.extend(self.fields.iter().map(arrow_field));
         let mut meta = HashMap::new();
         meta.insert(META_TYPE.to_string(), "catch-all".to_string());
         fields.push(ArrowField::new(&self.catch_all, DataType::Utf8, true).with_metadata(meta));
         Arc::new(ArrowSchema::new(fields))
     }
+}
+
+/// The Arrow fields of [`super::CHANGE_COLUMNS`].
+pub fn change_fields() -> Vec<ArrowField> {
+    let [op, time, seq, ttl] = super::CHANGE_COLUMNS;
+    let tagged = |f: ArrowField| {
+        let meta = HashMap::from([(META_TYPE.to_string(), "change".to_string())]);
+        f.with_metadata(meta)
+    };
+    vec![
+        tagged(ArrowField::new(op, DataType::Utf8, false)),
+        tagged(ArrowField::new(time, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true)),
+        tagged(ArrowField::new(seq, DataType::Utf8, true)),
+        tagged(ArrowField::new(ttl, DataType::Boolean, false)),
+    ]
 }
 
 pub fn arrow_field(f: &Field) -> ArrowField {

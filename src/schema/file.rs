@@ -35,6 +35,9 @@ struct SchemaFile {
     items: u64,
     #[serde(default = "default_catch_all")]
     catch_all: String,
+    /// `true` for a change table (see [`super::CHANGE_COLUMNS`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    changes: bool,
     columns: Vec<FieldFile>,
 }
 
@@ -72,6 +75,7 @@ impl Schema {
             inferred_from: self.inferred_from.clone(),
             items: self.items,
             catch_all: self.catch_all.clone(),
+            changes: self.changes,
             columns: self.fields.iter().map(to_file).collect(),
         };
         let mut s = serde_json::to_string_pretty(&file).expect("schema serializes");
@@ -93,6 +97,7 @@ impl Schema {
             items: file.items,
             inferred_from: file.inferred_from,
             catch_all: file.catch_all,
+            changes: file.changes,
         };
         schema.validate().map_err(|e| Error::Schema(format!("{name}: {e}")))?;
         Ok(schema)

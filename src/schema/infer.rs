@@ -384,6 +384,8 @@ impl TableStats {
     pub fn schema(&self, opts: &InferOptions) -> Schema {
         let mut taken = HashSet::new();
         taken.insert(super::CATCH_ALL.to_string());
+        // Reserved everywhere, so a table's full export and its changes name columns alike.
+        taken.extend(super::CHANGE_COLUMNS.map(String::from));
         // Workers cap their columns separately: cap the union the same way
         // (the first attributes to appear), the rest go to the catch-all.
         let capped: HashMap<String, Stats>;

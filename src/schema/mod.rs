@@ -98,11 +98,22 @@ pub struct Schema {
     /// Name of the catch-all column for attributes and values the schema
     /// cannot hold, as DynamoDB JSON text.
     pub catch_all: String,
+    /// A change table (incremental exports, Streams records): the
+    /// [`CHANGE_COLUMNS`] come first, then the row's attributes.
+    pub changes: bool,
 }
+
+/// The columns a change table has before its attributes: what the change
+/// did (`insert`, `modify`, `remove`; `upsert` where the export's view cannot
+/// tell an insert from an update), when it was written (UTC, microseconds),
+/// a Streams record's sequence number (digits; longer than 64 bits), and
+/// whether DynamoDB's TTL made the removal. Attribute names that would take
+/// these column names are renamed by inference.
+pub const CHANGE_COLUMNS: [&str; 4] = ["_op", "_write_time", "_sequence", "_ttl_delete"];
 
 impl Schema {
     pub fn new(fields: Vec<Field>) -> Schema {
-        Schema { table: None, fields, items: 0, inferred_from: None, catch_all: CATCH_ALL.into() }
+        Schema { table: None, fields, items: 0, inferred_from: None, catch_all: CATCH_ALL.into(), changes: false }
     }
 
     /// Recompute safe column names where none was given, and check names are unique.
@@ -110,6 +121,14 @@ impl Schema {
         validate_fields(&self.fields, "")?;
         if self.fields.iter().any(|f| f.column == self.catch_all) {
             return Err(Error::Schema(format!("column `{}` is the catch-all column's name", self.catch_all)));
+        }
+        if self.changes
+            && let Some(f) = self.fields.iter().find(|f| CHANGE_COLUMNS.contains(&f.column.as_str()))
+        {
+            return Err(Error::Schema(format!(
+                "column `{}` (attribute `{}`) takes the name of a change table's own column; rename it",
+                f.column, f.attribute
+            )));
         }
         Ok(())
     }

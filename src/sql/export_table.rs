@@ -162,8 +162,8 @@ impl ExecutionPlan for ExportExec {
         tokio::task::spawn_blocking(move || {
             let batch_size = limit.map_or(8192, |l| l.clamp(1, 8192));
             let infer = crate::schema::infer::InferOptions { max_line_bytes, ..Default::default() };
-            let syntax = crate::decode::Syntax::from(export.summary.output_format);
-            let opts = DecodeOptions { projection: Some(projection), batch_size, infer, syntax, ..Default::default() };
+            let opts = DecodeOptions { projection: Some(projection), batch_size, infer, ..Default::default() };
+            let opts = crate::pipeline::lines_of(&export, &opts);
             let mut decoder = ItemDecoder::new(&schema, opts);
             let mut buf = vec![0u8; CHUNK];
             let mut rows = 0usize;

@@ -7,7 +7,7 @@
 //! dataset's folder, made safe, or as the user says with `name=location`.
 
 mod committed;
-mod export_table;
+pub mod export_table;
 
 use std::sync::Arc;
 
@@ -89,7 +89,6 @@ pub fn register(
         Ok(found) => {
             let info = export::choose(&found, opts.export_id.as_deref())?;
             let ex = rt.block_on(export::open(&loc, &info))?;
-            ex.require_full("`sql`")?;
             if let Some(p) = ex.manifest_problems.first() {
                 return Err(Error::Verify(p.clone()));
             }

@@ -88,6 +88,24 @@ pub struct CommitRecord {
     pub extra_values: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejects_file: Option<String>,
+    /// Written by `dynolake merge`: which exports the dataset holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeState>,
+}
+
+/// What a merged dataset holds: its base full export, the incremental
+/// exports applied onto it, and the time up to which it is current, so the
+/// next run applies only what is new.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeState {
+    /// The key attributes (DynamoDB names).
+    pub key: Vec<String>,
+    pub base_export_arn: String,
+    /// Incremental export ARNs, in the order applied.
+    pub applied: Vec<String>,
+    /// The dataset holds every change written before this time (ISO-8601 UTC):
+    /// the base's export time, then the end of the last window applied.
+    pub current_to: String,
 }
 
 use crate::cancel::crash_point;

@@ -1,0 +1,664 @@
+//! `dynolake merge`: a table's current state, from a full export (or a
+//! dataset an earlier merge or convert wrote) and the incremental exports
+//! after it.
+//!
+//! Two steps. [`plan`] finds the chain and checks it before anything is
+//! read: each incremental window must start at or before the time the state
+//! is current to (the base's export time, then the end of the last window
+//! applied), so a gap is an error naming the missing interval; overlaps are
+//! fine (the same change applied twice gives the same row); exports a
+//! dataset already holds (its commit record says which) are left out, so a
+//! daily run applies only what is new. [`run`] then reads the base once and
+//! the changes once, as DataFusion tables over the raw exports: the latest
+//! change per key (write time, then the later export) replaces the base's
+//! row, or removes it; keys the base lacks are inserted. The result is
+//! written like `convert` writes (Parquet, CSV, JSON Lines; partitioned;
+//! committed atomically, local or S3), with the new [`MergeState`] in the
+//! commit record.
+//!
+//! Memory: the base streams through a hash anti-join whose build side is the
+//! changes' keys; the changes are ranked by a sort that spills. So memory
+//! grows with the changes applied in one run, not with the table.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::convert::{SpillReport, discard_staging, finish_sinks, peak_memory, source_info};
+use crate::error::{Error, Result};
+use crate::export::{self, Export, ExportType};
+use crate::pipeline::{InferRun, Progress, infer_table_stats};
+use crate::schema::Schema;
+use crate::schema::infer::{InferOptions, TableStats};
+use crate::sql::export_table::ExportTable;
+use crate::store::Location;
+use crate::write::commit::{self, CommitRecord, MergeState, Mode, SourceInfo};
+use crate::write::files::{Format, ParquetSettings, parse_compression};
+use crate::write::partition::PartitionSpec;
+use crate::write::{DatasetSink, WriteOptions, partition_counts};
+
+/// Where the state starts.
+#[derive(Debug)]
+pub enum Start {
+    /// A full export: the first merge.
+    Export(Box<Export>),
+    /// A dataset (Parquet) an earlier merge or convert wrote, current to its record's time.
+    Dataset { location: Location, record: Box<CommitRecord> },
+}
+
+/// What a merge will do, checked before anything is read.
+#[derive(Debug)]
+pub struct Plan {
+    pub start: Start,
+    /// The incremental exports to apply, in window order.
+    pub changes: Vec<Export>,
+    /// Exports found and left out, with the reason.
+    pub skipped: Vec<String>,
+    /// The state the destination holds now, if a merge wrote it.
+    pub previous: Option<MergeState>,
+    /// The time the result is current to.
+    pub current_to: DateTime<Utc>,
+    /// Runs whose interrupted commit was finished before planning.
+    pub finished_interrupted: Vec<String>,
+}
+
+impl Plan {
+    /// Nothing to apply onto a dataset that is already the destination.
+    pub fn is_nothing_new(&self, dest: &Location) -> bool {
+        self.changes.is_empty() && matches!(&self.start, Start::Dataset { location, .. } if location.url == dest.url)
+    }
+
+    fn base_arn(&self) -> String {
+        match &self.start {
+            Start::Export(e) => e.summary.export_arn.clone(),
+            Start::Dataset { record, .. } => {
+                record.merge.as_ref().map_or(record.source.export_arn.clone(), |m| m.base_export_arn.clone())
+            }
+        }
+    }
+}
+
+fn time(what: &str, s: Option<&str>) -> Result<DateTime<Utc>> {
+    let s = s.ok_or_else(|| Error::Usage(format!("{what} has no time")))?;
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::Usage(format!("{what}: `{s}` is not an ISO-8601 time: {e}")))
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Complete exports at a location (none when it holds no export).
+async fn exports_at(loc: &Location) -> Result<Vec<export::ExportInfo>> {
+    match export::discover(loc).await {
+        Ok(found) => Ok(found.into_iter().filter(|e| e.is_complete()).collect()),
+        Err(Error::NotFound(_)) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Find and check the chain: `base` (a prefix holding a full export and
+/// perhaps its incrementals, an export folder, or a dataset), more change
+/// locations, and what `dest` holds already.
+pub async fn plan(base: &Location, changes: &[Location], dest: &Location) -> Result<Plan> {
+    // A merge killed in its commit is finished first (the commit is the point of no return).
+    let (pending, _) = commit::interrupted(dest).await?;
+    let mut finished_interrupted = Vec::new();
+    if !pending.is_empty() && pending.iter().all(|r| r.merge.is_some()) {
+        let prepared = commit::prepare(dest, Mode::Overwrite, None).await?;
+        finished_interrupted = prepared.rolled_forward.iter().map(|r| r.run_id.clone()).collect();
+    }
+    let dest_commits = commit::read_commits(dest).await?;
+    let dest_last = commit::live(&dest_commits).last().cloned();
+    let previous = dest_last.as_ref().and_then(|r| r.merge.clone());
+
+    // The base: a full export, or a dataset.
+    let base_exports = exports_at(base).await?;
+    let mut candidates: Vec<(Location, export::ExportInfo)> = Vec::new();
+    let mut full = None;
+    if base_exports.is_empty() {
+        let commits = commit::read_commits(base).await?;
+        if commits.is_empty() {
+            return Err(Error::NotFound(format!(
+                "{} holds neither a DynamoDB export nor a dataset written by dynolake",
+                base.url
+            )));
+        }
+    } else {
+        let full_export = base_exports
+            .iter()
+            .rev()
+            .find(|e| e.summary.as_ref().is_some_and(|s| s.export_type == ExportType::FullExport));
+        full = full_export.cloned();
+        for e in &base_exports {
+            if e.summary.as_ref().is_some_and(|s| s.export_type == ExportType::IncrementalExport) {
+                candidates.push((base.clone(), e.clone()));
+            }
+        }
+        if full.is_none() && previous.is_none() {
+            return Err(Error::NotFound(format!(
+                "{} holds incremental exports but no complete full export to apply them to",
+                base.url
+            )));
+        }
+    }
+    for loc in changes {
+        let found = exports_at(loc).await?;
+        if found.is_empty() {
+            return Err(Error::NotFound(format!("no DynamoDB export at {}", loc.url)));
+        }
+        for e in found {
+            if e.summary.as_ref().is_some_and(|s| s.export_type == ExportType::IncrementalExport) {
+                candidates.push((loc.clone(), e));
+            }
+        }
+    }
+
+    // Where the state starts, and the time it is current to.
+    let mut skipped = Vec::new();
+    let (start, mut current_to, applied): (Start, DateTime<Utc>, Vec<String>) = match (&dest_last, &previous) {
+        (Some(rec), Some(state)) if rec.format == Format::Parquet => {
+            if let Some(f) = &full
+                && let Some(s) = &f.summary
+                && s.table_arn != rec.source.table_arn
+            {
+                return Err(Error::Usage(format!(
+                    "{} holds table {}, not {}: merge into another destination",
+                    dest.url, rec.source.table_arn, s.table_arn
+                )));
+            }
+            let t = time(&format!("the commit record of {}", dest.url), Some(&state.current_to))?;
+            let start = Start::Dataset { location: dest.clone(), record: Box::new(rec.clone()) };
+            (start, t, state.applied.clone())
+        }
+        (Some(rec), None) if rec.format == Format::Parquet && dest.url == base.url => {
+            let t = time(&format!("the commit record of {}", dest.url), rec.source.export_time.as_deref())?;
+            (Start::Dataset { location: dest.clone(), record: Box::new(rec.clone()) }, t, Vec::new())
+        }
+        (Some(rec), None) if dest.url != base.url => {
+            return Err(Error::Usage(format!(
+                "{} holds a dataset that no merge wrote (run {}); merge into an empty destination, or give it as BASE",
+                dest.url, rec.run_id
+            )));
+        }
+        _ => match full {
+            Some(f) => {
+                let e = export::open(base, &f).await?;
+                let t = time(&format!("export {}", e.id), e.summary.export_time.as_deref())?;
+                (Start::Export(Box::new(e)), t, Vec::new())
+            }
+            None => {
+                let commits = commit::read_commits(base).await?;
+                let rec = commit::live(&commits).last().cloned().expect("checked above");
+                if rec.format != Format::Parquet {
+                    return Err(Error::Usage(format!(
+                        "{} is a {} dataset; merge reads Parquet datasets and raw exports",
+                        base.url,
+                        rec.format.extension()
+                    )));
+                }
+                let t = match &rec.merge {
+                    Some(m) => time(&format!("the commit record of {}", base.url), Some(&m.current_to))?,
+                    None => time(&format!("the commit record of {}", base.url), rec.source.export_time.as_deref())?,
+                };
+                let applied = rec.merge.as_ref().map(|m| m.applied.clone()).unwrap_or_default();
+                (Start::Dataset { location: base.clone(), record: Box::new(rec) }, t, applied)
+            }
+        },
+    };
+
+    // The chain: window order; left out what is held already; no gaps.
+    let mut seen = BTreeSet::new();
+    let mut windows = Vec::new();
+    for (loc, info) in candidates {
+        let s = info.summary.as_ref().expect("complete");
+        if !seen.insert(s.export_arn.clone()) {
+            continue;
+        }
+        let from = time(&format!("export {}", info.id), s.export_from_time.as_deref())?;
+        let to = time(&format!("export {}", info.id), s.export_to_time.as_deref())?;
+        windows.push((from, to, loc, info));
+    }
+    windows.sort_by(|a, b| (a.0, a.1, &a.3.id).cmp(&(b.0, b.1, &b.3.id)));
+    let mut chosen = Vec::new();
+    for (from, to, loc, info) in windows {
+        let arn = &info.summary.as_ref().expect("complete").export_arn;
+        if applied.contains(arn) {
+            skipped.push(format!("{}: already applied", info.id));
+            continue;
+        }
+        if to <= current_to {
+            skipped.push(format!(
+                "{}: already covered (its window ends at {}; the state is current to {})",
+                info.id,
+                iso(to),
+                iso(current_to)
+            ));
+            continue;
+        }
+        if from > current_to {
+            return Err(Error::Verify(format!(
+                "a gap in the change data: nothing covers {} to {} (export {} starts at {}); find or make the \
+                 incremental export of that interval, then merge again. Nothing was written",
+                iso(current_to),
+                iso(from),
+                info.id,
+                iso(from)
+            )));
+        }
+        chosen.push((loc, info));
+        current_to = current_to.max(to);
+    }
+    let mut opened = Vec::with_capacity(chosen.len());
+    for (loc, info) in chosen {
+        opened.push(export::open(&loc, &info).await?);
+    }
+    Ok(Plan { start, changes: opened, skipped, previous, current_to, finished_interrupted })
+}
+
+/// How to merge.
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// The key attributes; by default those the change records' `Keys` name
+    /// (or the destination's record).
+    pub key: Option<Vec<String>>,
+    /// Apply this schema instead of inferring one (a dataset base keeps its own).
+    pub schema: Option<Schema>,
+    pub infer: InferOptions,
+    pub format: Format,
+    pub partition_by: Vec<String>,
+    pub compression: String,
+    pub jobs: usize,
+    pub max_open_files: usize,
+    pub max_rows_per_file: u64,
+    pub row_group_rows: usize,
+    pub worker_memory_mib: usize,
+    pub spill_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions {
+            key: None,
+            schema: None,
+            infer: InferOptions::default(),
+            format: Format::Parquet,
+            partition_by: Vec::new(),
+            compression: "zstd:1".into(),
+            jobs: crate::pipeline::default_jobs(),
+            max_open_files: 16,
+            max_rows_per_file: 10_000_000,
+            row_group_rows: 1_048_576,
+            worker_memory_mib: 96,
+            spill_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeSummary {
+    pub run_id: Option<String>,
+    pub destination: String,
+    /// `export <id>` or `dataset <url>`.
+    pub base: String,
+    pub applied: Vec<String>,
+    pub skipped: Vec<String>,
+    pub finished_interrupted: Vec<String>,
+    pub key: Vec<String>,
+    pub current_to: String,
+    /// False when there was nothing new to apply (nothing was written).
+    pub written: bool,
+    pub change_records: u64,
+    pub rows: u64,
+    pub files: usize,
+    pub partitions: usize,
+    pub bytes_out: u64,
+    #[serde(flatten)]
+    pub spilled: SpillReport,
+    pub elapsed_seconds: f64,
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// Merge along `plan` into `dest`, holding its lease.
+pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<MergeSummary> {
+    let started = Instant::now();
+    parse_compression(&opts.compression)?;
+    let base_desc = match &plan.start {
+        Start::Export(e) => format!("export {}", e.id),
+        Start::Dataset { location, .. } => format!("dataset {}", location.url),
+    };
+    let applied_ids: Vec<String> = plan.changes.iter().map(|e| e.id.clone()).collect();
+    if plan.is_nothing_new(dest) {
+        let prev = plan.previous.clone();
+        return Ok(MergeSummary {
+            run_id: None,
+            destination: dest.url.clone(),
+            base: base_desc,
+            applied: Vec::new(),
+            skipped: plan.skipped,
+            finished_interrupted: plan.finished_interrupted,
+            key: prev.as_ref().map(|p| p.key.clone()).unwrap_or_default(),
+            current_to: iso(plan.current_to),
+            written: false,
+            change_records: 0,
+            rows: 0,
+            files: 0,
+            partitions: 0,
+            bytes_out: 0,
+            spilled: SpillReport::default(),
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            peak_memory_bytes: peak_memory(),
+        });
+    }
+    let key = key_attributes(&plan, opts, rt)?;
+    let schema = merged_schema(&plan, opts, rt)?;
+    let key_cols: Vec<String> =
+        key.iter()
+            .map(|k| {
+                schema.fields.iter().find(|f| &f.attribute == k).map(|f| f.column.clone()).ok_or_else(|| {
+                    Error::Usage(format!("key attribute `{k}` is in no item of the base or the changes"))
+                })
+            })
+            .collect::<Result<_>>()?;
+
+    let partition_by =
+        opts.partition_by.iter().map(|p| PartitionSpec::parse(p, &schema)).collect::<Result<Vec<_>>>()?;
+    let source = match &plan.start {
+        Start::Export(e) => source_info(e),
+        Start::Dataset { record, .. } => record.source.clone(),
+    };
+    let wopts = Arc::new(WriteOptions {
+        format: opts.format,
+        partition_by: partition_by.clone(),
+        parquet: ParquetSettings {
+            compression: parse_compression(&opts.compression)?,
+            row_group_rows: opts.row_group_rows,
+            row_group_bytes: 128 << 20,
+            metadata: metadata(&source, &schema),
+        },
+        max_open_files: opts.max_open_files,
+        max_rows_per_file: opts.max_rows_per_file,
+        memory_budget: opts.worker_memory_mib << 20,
+        spill_dir: opts.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
+    });
+    crate::write::spill::clean_stale(&wopts.spill_dir);
+
+    // The query: the base without the changed keys, then each changed key's latest row unless removed.
+    let ctx = crate::sql::session(opts.jobs);
+    register_base(&ctx, &plan.start, &schema, opts.jobs, rt)?;
+    let mut change_schema = schema.clone();
+    change_schema.changes = true;
+    let mut unions = Vec::new();
+    for (i, e) in plan.changes.iter().enumerate() {
+        if let Some(p) = e.manifest_problems.first() {
+            return Err(Error::Verify(p.clone()));
+        }
+        let name = format!("changes_{i}");
+        let table = ExportTable::new(e.clone(), change_schema.clone(), opts.jobs);
+        ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering changes", e))?;
+        unions.push(format!("SELECT *, {i} AS _export FROM {name}"));
+    }
+    let q = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+    let cols: Vec<String> =
+        schema.fields.iter().map(|f| q(&f.column)).chain(std::iter::once(q(&schema.catch_all))).collect();
+    let cols = cols.join(", ");
+    let sql = if unions.is_empty() {
+        format!("SELECT {cols} FROM base")
+    } else {
+        let part: Vec<String> = key_cols.iter().map(|c| q(c)).collect();
+        let on: Vec<String> = key_cols.iter().map(|c| format!("latest.{0} = base.{0}", q(c))).collect();
+        format!(
+            "WITH changes AS ({}), \
+             ranked AS (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY _write_time DESC NULLS LAST, _export DESC) AS _rank FROM changes), \
+             latest AS (SELECT * FROM ranked WHERE _rank = 1) \
+             SELECT {cols} FROM base WHERE NOT EXISTS (SELECT 1 FROM latest WHERE {}) \
+             UNION ALL SELECT {cols} FROM latest WHERE _op <> 'remove'",
+            unions.join(" UNION ALL "),
+            part.join(", "),
+            on.join(" AND ")
+        )
+    };
+    let change_records: u64 = plan.changes.iter().map(|e| e.summary.item_count).sum();
+
+    let job = commit::JobKey {
+        export_id: format!("merge up to {}", iso(plan.current_to)),
+        format: opts.format,
+        partition_by: partition_by.clone(),
+        mode: Mode::Overwrite,
+    };
+    let prepared = rt.block_on(commit::prepare(dest, Mode::Overwrite, Some(&job)))?;
+    let run_id = commit::new_run_id();
+    let batch_schema = schema.arrow_schema();
+    let progress = Progress::default();
+    let streams = rt
+        .block_on(async { ctx.sql(&sql).await?.execute_stream_partitioned().await })
+        .map_err(|e| Error::engine("planning the merge", e))?;
+    let jobs = streams.len();
+    let written: Result<Vec<DatasetSink>> = std::thread::scope(|s| {
+        let handles: Vec<_> = streams
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut stream)| {
+                let (batch_schema, wopts, run_id) = (batch_schema.clone(), wopts.clone(), &run_id);
+                s.spawn(move || -> Result<DatasetSink> {
+                    let mut sink = DatasetSink::new(dest, run_id, w, batch_schema.clone(), wopts, rt.handle().clone())?;
+                    while let Some(b) = rt.block_on(stream.next()) {
+                        let b = b.map_err(|e| Error::engine("merging", e))?;
+                        crate::pipeline::BatchSink::write(&mut sink, conform(&b, &batch_schema)?)?;
+                        crate::cancel::check()?;
+                    }
+                    Ok(sink)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a merge worker panicked")).collect()
+    });
+    let finished = written.and_then(|sinks| {
+        finish_sinks(sinks, jobs, &progress, |t| {
+            DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.handle().clone())
+        })
+    });
+    let (mut files, spilled) = match finished.and_then(|w| crate::cancel::check().map(|()| w)) {
+        Ok(w) => w,
+        Err(e) => {
+            discard_staging(dest, &run_id, rt.handle());
+            return Err(e);
+        }
+    };
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let partitions = partition_counts(&files);
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    let mut applied: Vec<String> = match &plan.start {
+        Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.applied.clone()).unwrap_or_default(),
+        Start::Export(_) => Vec::new(),
+    };
+    applied.extend(plan.changes.iter().map(|e| e.summary.export_arn.clone()));
+    let state =
+        MergeState { key: key.clone(), base_export_arn: plan.base_arn(), applied, current_to: iso(plan.current_to) };
+    let record = CommitRecord {
+        version: 1,
+        run_id: run_id.clone(),
+        committed_at: iso(Utc::now()),
+        tool: format!("dynolake {}", env!("CARGO_PKG_VERSION")),
+        mode: Mode::Overwrite,
+        format: opts.format,
+        compression: opts.compression.clone(),
+        partition_by,
+        source,
+        schema: serde_json::from_str(&schema.to_file_string()).expect("schema is JSON"),
+        rows,
+        partitions: partitions.clone(),
+        files: files.clone(),
+        rejected: 0,
+        extra_values: 0,
+        rejects_file: None,
+        merge: Some(state),
+    };
+    rt.block_on(commit::commit(dest, &record))?;
+    let _ = prepared;
+    Ok(MergeSummary {
+        run_id: Some(run_id),
+        destination: dest.url.clone(),
+        base: base_desc,
+        applied: applied_ids,
+        skipped: plan.skipped,
+        finished_interrupted: plan.finished_interrupted,
+        key,
+        current_to: iso(plan.current_to),
+        written: true,
+        change_records,
+        rows,
+        files: files.len(),
+        partitions: partitions.len(),
+        bytes_out: files.iter().map(|f| f.bytes).sum(),
+        spilled,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        peak_memory_bytes: peak_memory(),
+    })
+}
+
+/// A batch as the writers expect it: the schema's exact types and field
+/// metadata (a dataset read back may come as string views).
+fn conform(b: &RecordBatch, schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch> {
+    let cols = b
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| match c.data_type() == f.data_type() {
+            true => Ok(c.clone()),
+            false => arrow::compute::cast(c, f.data_type()),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::engine("shaping merged rows", e))?;
+    RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::engine("shaping merged rows", e))
+}
+
+fn metadata(source: &SourceInfo, schema: &Schema) -> Vec<parquet::file::metadata::KeyValue> {
+    use parquet::file::metadata::KeyValue;
+    vec![
+        KeyValue::new("dynolake.source".into(), serde_json::to_string(source).expect("serializable")),
+        KeyValue::new("dynolake.schema".into(), schema.columns_only().to_file_string()),
+    ]
+}
+
+/// `--key`, else the destination's record, else the attributes the change records' `Keys` name.
+fn key_attributes(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<Vec<String>> {
+    if let Some(k) = &opts.key {
+        return Ok(k.clone());
+    }
+    let recorded = match &plan.start {
+        Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.key.clone()).filter(|k| !k.is_empty()),
+        Start::Export(_) => None,
+    };
+    if let Some(k) = recorded {
+        return Ok(k);
+    }
+    let mut names: Option<Vec<String>> = None;
+    for e in &plan.changes {
+        let run = InferRun {
+            options: opts.infer,
+            sample: Some(1000),
+            jobs: 1,
+            envelope: Some(crate::decode::Envelope::Keys),
+        };
+        let stats = infer_table_stats(e, rt.handle(), &run, &Progress::default())?;
+        if stats.items == 0 {
+            continue;
+        }
+        let mut these: Vec<String> = stats.attrs.keys().cloned().collect();
+        these.sort();
+        match &names {
+            None => names = Some(these),
+            Some(n) if *n == these => {}
+            Some(n) => {
+                return Err(Error::Usage(format!(
+                    "the change records name different keys ([{}] and [{}] in export {}); say which with --key",
+                    n.join(", "),
+                    these.join(", "),
+                    e.id
+                )));
+            }
+        }
+    }
+    match names {
+        Some(n) => Ok(n),
+        None if plan.changes.iter().all(|e| e.summary.item_count == 0) => Ok(Vec::new()),
+        None => Err(Error::Usage(
+            "the key attributes cannot be known: no change record has `Keys`; say which with --key pk[,sk]".into(),
+        )),
+    }
+}
+
+/// The schema of the result: given; a dataset base's own; else inferred
+/// exactly over the base export and every image of the changes.
+fn merged_schema(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<Schema> {
+    if let Some(s) = &opts.schema {
+        let mut s = s.clone();
+        s.changes = false;
+        return Ok(s);
+    }
+    if let Start::Dataset { record, location } = &plan.start {
+        let name = format!("the commit record of {}", location.url);
+        return Schema::from_file_str(&name, &record.schema.to_string());
+    }
+    let Start::Export(base) = &plan.start else { unreachable!() };
+    let run = InferRun { options: opts.infer, sample: None, jobs: opts.jobs, envelope: None };
+    let mut stats = TableStats::default();
+    for e in std::iter::once(base.as_ref()).chain(&plan.changes) {
+        stats.merge(infer_table_stats(e, rt.handle(), &run, &Progress::default())?);
+    }
+    let mut schema = stats.schema(&opts.infer);
+    schema.table = Some(base.table_name().to_string());
+    schema.inferred_from = Some("exact".into());
+    Ok(schema)
+}
+
+/// `base`: the base's rows with the schema's columns and types.
+fn register_base(
+    ctx: &datafusion::prelude::SessionContext,
+    start: &Start,
+    schema: &Schema,
+    jobs: usize,
+    rt: &tokio::runtime::Runtime,
+) -> Result<()> {
+    match start {
+        Start::Export(e) => {
+            if let Some(p) = e.manifest_problems.first() {
+                return Err(Error::Verify(p.clone()));
+            }
+            let table = ExportTable::new(e.as_ref().clone(), schema.clone(), jobs);
+            ctx.register_table("base", Arc::new(table)).map_err(|e| Error::engine("registering the base", e))?;
+        }
+        Start::Dataset { location, .. } => {
+            use datafusion::logical_expr::{cast, col};
+            let opts = crate::sql::SqlOptions { jobs, ..Default::default() };
+            crate::sql::register(ctx, &format!("base_files={}", location.url), &opts, rt)?;
+            let arrow = schema.arrow_schema();
+            let df = rt.block_on(ctx.table("base_files")).map_err(|e| Error::engine("reading the base", e))?;
+            let have: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+            let exprs = arrow
+                .fields()
+                .iter()
+                .map(|f| {
+                    let e = match have.contains(f.name()) {
+                        true => cast(col(datafusion::common::Column::from_name(f.name())), f.data_type().clone()),
+                        false => {
+                            datafusion::logical_expr::lit(datafusion::common::ScalarValue::try_from(f.data_type())?)
+                        }
+                    };
+                    Ok(e.alias(f.name()))
+                })
+                .collect::<datafusion::error::Result<Vec<_>>>()
+                .map_err(|e| Error::engine("reading the base", e))?;
+            let view = df.select(exprs).map_err(|e| Error::engine("reading the base", e))?.into_view();
+            ctx.register_table("base", view).map_err(|e| Error::engine("registering the base", e))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! `dynolake merge` and change tables: results checked against a plain
+//! in-memory model of the same changes (a map from key to item, changes
+//! applied in write-time order), compared value for value with what
+//! `convert` makes of the model's final items as a full export.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use dynolake::ddb::value::{AttrValue as V, Item};
+use dynolake::export::OutputFormat;
+use dynolake::generate::{GenerateOptions, Rng, change_line, export_time_ms, generate, write_incremental};
+
+use super::decode::concat;
+use super::support::*;
+
+type Key = (String, i64);
+type Model = BTreeMap<Key, Item>;
+
+const HOUR: i64 = 3_600_000;
+
+fn s(v: &str) -> V {
+    V::S(v.into())
+}
+
+fn key_of(item: &Item) -> Key {
+    let pk = item.iter().find_map(|(k, v)| match (k.as_str(), v) {
+        ("pk", V::S(s)) => Some(s.clone()),
+        _ => None,
+    });
+    let sk = item.iter().find_map(|(k, v)| match (k.as_str(), v) {
+        ("sk", V::N(n)) => n.parse().ok(),
+        _ => None,
+    });
+    (pk.unwrap(), sk.unwrap())
+}
+
+fn keys(k: &Key) -> Item {
+    vec![("pk".into(), s(&k.0)), ("sk".into(), V::N(k.1.to_string()))]
+}
+
+/// An item with a few types: a sparse `tag`, a set, a map, a number that must stay exact.
+fn make(k: &Key, v: u64, r: &mut Rng) -> Item {
+    let mut it = keys(k);
+    it.push(("v".into(), V::N(format!("{v}.{:02}", v % 100).trim_end_matches('0').trim_end_matches('.').into())));
+    if r.unit() < 0.6 {
+        it.push(("tag".into(), s(&format!("t{}", r.below(50)))));
+    }
+    it.push(("colours".into(), V::SS(vec!["red".into(), format!("c{}", r.below(5))])));
+    it.push((
+        "doc".into(),
+        V::M(vec![("n".into(), V::N("12345678901234567890123.5".into())), ("ok".into(), V::Bool(true))]),
+    ));
+    it
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    opts: GenerateOptions,
+    t0: i64,
+    model: Model,
+    rng: Rng,
+}
+
+impl Fixture {
+    fn new(n: usize, format: OutputFormat) -> Fixture {
+        let mut rng = Rng::new(7);
+        let items: Vec<Item> =
+            (0..n).map(|i| make(&(format!("p{i:04}"), (i % 3) as i64), i as u64 * 7, &mut rng)).collect();
+        let model = items.iter().map(|it| (key_of(it), it.clone())).collect();
+        let opts = GenerateOptions {
+            items: n as u64,
+            files: 2,
+            items_from: Some(Arc::new(items)),
+            prefix: Some("exports/orders".into()),
+            format,
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), &opts).unwrap();
+        let t0 = export_time_ms(&opts);
+        Fixture { dir, opts, t0, model, rng }
+    }
+
+    fn root(&self) -> String {
+        self.dir.path().join("exports/orders").display().to_string()
+    }
+
+    /// `count` changes written in `[from, to)` (hours after the full export), applied to the model in
+    /// write-time order and written in shuffled order: updates that drop `tag`, removals, inserts of new
+    /// keys, a change to a key the base never had, and a few hot keys changed several times.
+    fn changes(&mut self, from_h: f64, to_h: f64, count: usize, new_image_only: bool) -> Vec<(i64, String)> {
+        let (from, to) = (self.t0 + (from_h * HOUR as f64) as i64, self.t0 + (to_h * HOUR as f64) as i64);
+        let mut out = Vec::new();
+        let r = &mut self.rng;
+        for i in 0..count {
+            let ts_us = (from + (to - from) * i as i64 / count as i64) * 1000 + r.below(999) as i64;
+            let existing: Vec<Key> = self.model.keys().cloned().collect();
+            let pick = r.unit();
+            let k = if pick < 0.15 {
+                existing[r.below(3.min(existing.len() as u64)) as usize].clone() // hot keys
+            } else if pick < 0.75 {
+                existing[r.below(existing.len() as u64) as usize].clone()
+            } else {
+                (format!("n{}", r.below(1_000_000)), r.below(3) as i64)
+            };
+            let old = self.model.get(&k).cloned();
+            let remove = old.is_some() && r.unit() < 0.25;
+            let (old_img, new_img) = if remove {
+                self.model.remove(&k);
+                (old, None)
+            } else {
+                let mut new = make(&k, r.below(1_000_000), r);
+                new.retain(|(a, _)| a != "tag" || r.unit() < 0.5);
+                // A change to a key the base never had, with an old image (as if the base missed it).
+                let old = old.or_else(|| (r.unit() < 0.3).then(|| make(&k, 1, r)));
+                self.model.insert(k.clone(), new.clone());
+                (old, Some(new))
+            };
+            let (old_img, k_img) = match new_image_only {
+                true => (None, keys(&k)),
+                false => (old_img, keys(&k)),
+            };
+            out.push((ts_us, change_line(self.opts.format, &k_img, old_img.as_ref(), new_img.as_ref(), ts_us)));
+        }
+        out
+    }
+
+    /// Write an incremental export of `lines` (shuffled) for the window in hours after the full export.
+    fn write(&mut self, window: (f64, f64), lines: &[(i64, String)], new_image_only: bool) -> String {
+        let mut lines: Vec<String> = lines.iter().map(|(_, l)| l.clone()).collect();
+        for i in (1..lines.len()).rev() {
+            lines.swap(i, self.rng.below(i as u64 + 1) as usize);
+        }
+        let w = (self.t0 + (window.0 * HOUR as f64) as i64, self.t0 + (window.1 * HOUR as f64) as i64);
+        write_incremental(self.dir.path(), &self.opts, w, new_image_only, &lines, 2).unwrap()
+    }
+}
+
+fn merge(args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["merge", "--json"];
+    a.extend_from_slice(args);
+    let o = dynolake(&a, &[]);
+    assert_code(&o, 0);
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+/// Sorted by key, for comparing.
+fn sorted(dir: &Path) -> RecordBatch {
+    let b = concat(&read_parquet_dir(dir));
+    let cols: Vec<SortColumn> = ["pk", "sk"]
+        .iter()
+        .map(|c| SortColumn { values: b.column_by_name(c).unwrap().clone(), options: None })
+        .collect();
+    take_record_batch(&b, &lexsort_to_indices(&cols, None).unwrap()).unwrap()
+}
+
+/// The newest commit record of a dataset.
+fn last_record(dest: &Path) -> serde_json::Value {
+    let mut recs: Vec<serde_json::Value> = walk(&dest.join("_dynolake/commits"))
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    recs.sort_by_key(|r| r["committed_at"].as_str().unwrap().to_string());
+    recs.pop().unwrap()
+}
+
+/// The merged dataset holds exactly the model's items: convert them (as a full export, with the
+/// merged dataset's schema) and compare every value.
+#[track_caller]
+fn assert_matches_model(fx: &Fixture, dest: &Path) {
+    let rec = last_record(dest);
+    let tmp = tempfile::tempdir().unwrap();
+    let schema_file = tmp.path().join("schema.json");
+    std::fs::write(&schema_file, rec["schema"].to_string()).unwrap();
+    let items: Vec<Item> = fx.model.values().cloned().collect();
+    let opts = GenerateOptions {
+        items: items.len() as u64,
+        files: 1,
+        items_from: Some(Arc::new(items)),
+        prefix: None,
+        ..fx.opts.clone()
+    };
+    generate(&tmp.path().join("expected"), &opts).unwrap();
+    let out = tmp.path().join("out");
+    let o = dynolake(
+        &[
+            "convert",
+            &tmp.path().join("expected").display().to_string(),
+            &out.display().to_string(),
+            "--schema",
+            &schema_file.display().to_string(),
+        ],
+        &[],
+    );
+    assert_code(&o, 0);
+    let (want, got) = (sorted(&out), sorted(dest));
+    assert_eq!(got.num_rows(), fx.model.len(), "rows");
+    assert_eq!(want.schema().fields(), got.schema().fields());
+    for (i, f) in want.schema().fields().iter().enumerate() {
+        assert_eq!(want.column(i), got.column(i), "column {}", f.name());
+    }
+}
+
+fn merge_chain(format: OutputFormat) {
+    let mut fx = Fixture::new(600, format);
+    // A: [0h, 2h); B overlaps A by half an hour and repeats A's changes of that half hour; C is empty;
+    // D repeats B's window exactly (a duplicate export).
+    let a = fx.changes(0.0, 2.0, 120, false);
+    let a_tail: Vec<(i64, String)> = a.iter().filter(|(t, _)| *t >= (fx.t0 + 3 * HOUR / 2) * 1000).cloned().collect();
+    let a_id = fx.write((0.0, 2.0), &a, false);
+    let mut b = a_tail;
+    b.extend(fx.changes(2.0, 4.0, 150, false));
+    let b_id = fx.write((1.5, 4.0), &b, false);
+    let c_id = fx.write((4.0, 5.0), &[], false);
+    let d_id = fx.write((1.5, 4.0), &b, false);
+    let dest = fx.dir.path().join("lake");
+    let dest_s = dest.display().to_string();
+    let summary = merge(&[&fx.root(), &dest_s]);
+    assert_eq!(summary["written"], true);
+    let applied: Vec<&str> = summary["applied"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    // B and D are the same window: whichever comes first is applied, the other left out.
+    let (first, second) = if applied[1] == b_id { (&b_id, &d_id) } else { (&d_id, &b_id) };
+    assert_eq!(applied, [a_id.as_str(), first.as_str(), c_id.as_str()], "{summary}");
+    let skipped = summary["skipped"].to_string();
+    assert!(skipped.contains(second.as_str()), "the duplicate window is left out: {skipped}");
+    assert_eq!(summary["key"], serde_json::json!(["pk", "sk"]));
+    assert_matches_model(&fx, &dest);
+
+    // The next day: one more export. Only it is applied, onto the merged dataset.
+    let before = last_record(&dest)["run_id"].clone();
+    let e = fx.changes(5.0, 6.0, 80, false);
+    let e_id = fx.write((5.0, 6.0), &e, false);
+    let summary = merge(&[&fx.root(), &dest_s]);
+    assert_eq!(summary["applied"], serde_json::json!([e_id]), "{summary}");
+    assert!(summary["base"].as_str().unwrap().starts_with("dataset"), "{summary}");
+    assert_matches_model(&fx, &dest);
+    assert_ne!(last_record(&dest)["run_id"], before);
+    let held = last_record(&dest)["merge"]["applied"].as_array().unwrap().len();
+    assert_eq!(held, 4, "the record holds every export applied");
+
+    // Nothing new: says so, writes nothing.
+    let record = last_record(&dest);
+    let summary = merge(&[&fx.root(), &dest_s]);
+    assert_eq!(summary["written"], false);
+    assert_eq!(last_record(&dest), record);
+    let o = dynolake(&["merge", &fx.root(), &dest_s], &[]);
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains("nothing new to apply"), "{}", stdout(&o));
+}
+
+#[test]
+fn merge_applies_a_chain_like_the_model_json() {
+    merge_chain(OutputFormat::DynamodbJson);
+}
+
+#[test]
+fn merge_applies_a_chain_like_the_model_ion() {
+    merge_chain(OutputFormat::Ion);
+}
+
+#[test]
+fn merge_reads_new_image_exports_and_separate_change_folders() {
+    let mut fx = Fixture::new(300, OutputFormat::DynamodbJson);
+    let a = fx.changes(0.0, 1.0, 90, true);
+    fx.write((0.0, 1.0), &a, true);
+    // A second chain link in another folder (another prefix of the same bucket).
+    let b = fx.changes(1.0, 2.0, 60, false);
+    let other = GenerateOptions { prefix: Some("elsewhere".into()), ..fx.opts.clone() };
+    let mut lines: Vec<String> = b.iter().map(|(_, l)| l.clone()).collect();
+    lines.reverse();
+    let w = (fx.t0 + HOUR, fx.t0 + 2 * HOUR);
+    write_incremental(fx.dir.path(), &other, w, false, &lines, 1).unwrap();
+    // A data file no manifest lists, in the shared data folder: never read.
+    let stray = fx.dir.path().join("exports/orders/AWSDynamoDB/data/zzzzzzzzzzzzzzzzzzzzzzzzzz.json.gz");
+    std::fs::write(&stray, b"not even gzip").unwrap();
+    let dest = fx.dir.path().join("lake");
+    let elsewhere = fx.dir.path().join("elsewhere").display().to_string();
+    let summary = merge(&[&fx.root(), &elsewhere, &dest.display().to_string(), "--key", "pk,sk"]);
+    assert_eq!(summary["applied"].as_array().unwrap().len(), 2, "{summary}");
+    assert_matches_model(&fx, &dest);
+}
+
+#[test]
+fn merge_refuses_a_gap_naming_it_and_writes_nothing() {
+    let mut fx = Fixture::new(100, OutputFormat::DynamodbJson);
+    let a = fx.changes(0.0, 1.0, 10, false);
+    fx.write((0.0, 1.0), &a, false);
+    let b = fx.changes(2.0, 3.0, 10, false);
+    fx.write((2.0, 3.0), &b, false);
+    let dest = fx.dir.path().join("lake");
+    let o = dynolake(&["merge", &fx.root(), &dest.display().to_string()], &[]);
+    assert_code(&o, 1);
+    let iso =
+        |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let err = stderr(&o);
+    assert!(err.contains(&format!("nothing covers {} to {}", iso(fx.t0 + HOUR), iso(fx.t0 + 2 * HOUR))), "{err}");
+    assert!(walk(&dest).iter().all(|p| !p.to_string_lossy().ends_with(".parquet")), "nothing written");
+}
+
+#[test]
+fn merge_killed_in_its_commit_is_finished_by_the_next_run() {
+    let mut fx = Fixture::new(400, OutputFormat::DynamodbJson);
+    let a = fx.changes(0.0, 1.0, 60, false);
+    fx.write((0.0, 1.0), &a, false);
+    let dest = fx.dir.path().join("lake").display().to_string();
+    let o = dynolake(
+        &["merge", &fx.root(), &dest, "--max-rows-per-file", "50"],
+        &[("DYNOLAKE_CRASH_AT", "mid-commit".into())],
+    );
+    assert_eq!(o.status.code(), Some(101), "{}", stderr(&o));
+    let summary = merge(&[&fx.root(), &dest]);
+    assert!(!summary["finished_interrupted"].as_array().unwrap().is_empty(), "{summary}");
+    assert_eq!(summary["written"], false, "the finished commit already holds the export: {summary}");
+    assert_matches_model(&fx, Path::new(&dest));
+}
+
+#[test]
+fn change_tables_read_through_schema_sql_and_convert() {
+    let mut fx = Fixture::new(200, OutputFormat::DynamodbJson);
+    let a = fx.changes(0.0, 1.0, 80, false);
+    let id = fx.write((0.0, 1.0), &a, false);
+    let removes = a.iter().filter(|(_, l)| !l.contains("NewImage")).count();
+    let inc = format!("{}/AWSDynamoDB/{id}", fx.root());
+    let o = dynolake(&["schema", &inc], &[]);
+    assert_code(&o, 0);
+    let o = dynolake(
+        &[
+            "sql",
+            &format!("c={inc}"),
+            "-e",
+            "SELECT _op, count(*) AS n FROM c GROUP BY _op ORDER BY _op",
+            "--format",
+            "csv",
+        ],
+        &[],
+    );
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains(&format!("remove,{removes}")), "{out}");
+    // A join of the change table to the full export.
+    let q = "SELECT count(*) AS n FROM c JOIN f ON c.pk = f.pk AND c.sk = f.sk WHERE c._op = 'remove'";
+    let o = dynolake(&["sql", &format!("c={inc}"), &format!("f={}", fx.root()), "-e", q, "--format", "csv"], &[]);
+    assert_code(&o, 0);
+    assert!(stdout(&o).lines().nth(1).unwrap().parse::<usize>().unwrap() > 0, "{}", stdout(&o));
+    let out = fx.dir.path().join("changes");
+    let o = dynolake(&["convert", &inc, &out.display().to_string()], &[]);
+    assert_code(&o, 0);
+    let b = concat(&read_parquet_dir(&out));
+    assert_eq!(b.num_rows(), a.len());
+    let names: Vec<String> = b.schema().fields().iter().take(4).map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["_op", "_write_time", "_sequence", "_ttl_delete"]);
+}
