@@ -390,7 +390,12 @@ pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime
     crate::write::spill::clean_stale(&wopts.spill_dir);
 
     // The query: the base without the changed keys, then each changed key's latest row unless removed.
-    let ctx = crate::sql::session(opts.jobs);
+    // The changes' side of the anti-join is collected once and probed by every
+    // partition of the base, which then streams without being shuffled.
+    let mut config = datafusion::prelude::SessionConfig::new().with_target_partitions(opts.jobs.max(1));
+    config.options_mut().optimizer.hash_join_single_partition_threshold = 1 << 30;
+    config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 1 << 26;
+    let ctx = datafusion::prelude::SessionContext::new_with_config(config);
     register_base(&ctx, &plan.start, &schema, opts.jobs, rt)?;
     let mut change_schema = schema.clone();
     change_schema.changes = true;
@@ -417,7 +422,7 @@ pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime
             "WITH changes AS ({}), \
              ranked AS (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY _write_time DESC NULLS LAST, _export DESC) AS _rank FROM changes), \
              latest AS (SELECT * FROM ranked WHERE _rank = 1) \
-             SELECT {cols} FROM base WHERE NOT EXISTS (SELECT 1 FROM latest WHERE {}) \
+             SELECT {cols} FROM latest RIGHT ANTI JOIN base ON {} \
              UNION ALL SELECT {cols} FROM latest WHERE _op <> 'remove'",
             unions.join(" UNION ALL "),
             part.join(", "),

@@ -131,13 +131,27 @@ impl DatasetTable<'_> {
             .filter(|p| p.transform == Transform::Identity)
             .map(|p| p.source_column.as_str())
             .collect();
-        let mut cols: Vec<(String, String, String)> = self
-            .schema
-            .fields
-            .iter()
-            .filter(|f| !moved.contains(f.column.as_str()))
-            .map(|f| (f.column.clone(), athena_type(&f.ty), comment(f)))
-            .collect();
+        let mut cols: Vec<(String, String, String)> = Vec::new();
+        if self.schema.changes {
+            let [op, time, seq, ttl] = crate::schema::CHANGE_COLUMNS;
+            cols.extend([
+                (
+                    op.to_string(),
+                    "string".into(),
+                    "what the change did: insert, modify, remove (upsert: NEW_IMAGE view)".into(),
+                ),
+                (time.to_string(), "timestamp".into(), "when the change was written (UTC)".into()),
+                (seq.to_string(), "string".into(), "Streams sequence number (digits)".into()),
+                (ttl.to_string(), "boolean".into(), "a removal made by TTL".into()),
+            ]);
+        }
+        cols.extend(
+            self.schema
+                .fields
+                .iter()
+                .filter(|f| !moved.contains(f.column.as_str()))
+                .map(|f| (f.column.clone(), athena_type(&f.ty), comment(f))),
+        );
         cols.push((
             self.schema.catch_all.clone(),
             "string".into(),

@@ -208,4 +208,24 @@ impl ExecutionPlan for ExportExec {
     fn supports_limit_pushdown(&self) -> bool {
         true
     }
+
+    /// Row counts from the manifest (before a `LIMIT`), so the planner can
+    /// tell a big table from a small one (which side of a join to build).
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<datafusion::common::Statistics>],
+        args: &datafusion::physical_plan::statistics::StatisticsArgs,
+    ) -> DfResult<Arc<datafusion::common::Statistics>> {
+        use datafusion::common::stats::Precision;
+        let files = &self.export.files;
+        let rows: u64 = match args.partition() {
+            None => files.iter().map(|f| f.entry.item_count).sum(),
+            Some(p) => files.iter().skip(p).step_by(self.partitions).map(|f| f.entry.item_count).sum(),
+        };
+        let rows = match self.limit {
+            Some(l) => Precision::Inexact((rows as usize).min(l)),
+            None => Precision::Exact(rows as usize),
+        };
+        Ok(Arc::new(datafusion::common::Statistics::new_unknown(&self.out_schema).with_num_rows(rows)))
+    }
 }
