@@ -35,7 +35,7 @@ use crate::export::{self, Export, ExportType};
 use crate::pipeline::{InferRun, Progress, infer_table_stats};
 use crate::schema::Schema;
 use crate::schema::infer::{InferOptions, TableStats};
-use crate::sql::export_table::ExportTable;
+use crate::sql::export_table::{ExportTable, Gathered};
 use crate::store::Location;
 use crate::write::commit::{self, CommitRecord, MergeState, Mode, SourceInfo};
 use crate::write::files::{Format, ParquetSettings, parse_compression};
@@ -270,6 +270,9 @@ pub struct MergeOptions {
     pub key: Option<Vec<String>>,
     /// Apply this schema instead of inferring one (a dataset base keeps its own).
     pub schema: Option<Schema>,
+    /// Base items the first schema is inferred from (with every change's
+    /// images); the base's scan checks it, and a mismatch reads again.
+    pub first_items: u64,
     pub infer: InferOptions,
     pub format: Format,
     pub partition_by: Vec<String>,
@@ -287,6 +290,7 @@ impl Default for MergeOptions {
         MergeOptions {
             key: None,
             schema: None,
+            first_items: 50_000,
             infer: InferOptions::default(),
             format: Format::Parquet,
             partition_by: Vec::new(),
@@ -357,9 +361,10 @@ pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime
         });
     }
     let key = key_attributes(&plan, opts, rt)?;
-    let schema = merged_schema(&plan, opts, rt)?;
-    let key_cols: Vec<String> =
-        key.iter()
+    let (mut schema, mut check) = merged_schema(&plan, opts, rt)?;
+    loop {
+        let key_cols: Vec<String> = key
+            .iter()
             .map(|k| {
                 schema.fields.iter().find(|f| &f.attribute == k).map(|f| f.column.clone()).ok_or_else(|| {
                     Error::Usage(format!("key attribute `{k}` is in no item of the base or the changes"))
@@ -367,165 +372,237 @@ pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime
             })
             .collect::<Result<_>>()?;
 
-    let partition_by =
-        opts.partition_by.iter().map(|p| PartitionSpec::parse(p, &schema)).collect::<Result<Vec<_>>>()?;
-    let source = match &plan.start {
-        Start::Export(e) => source_info(e),
-        Start::Dataset { record, .. } => record.source.clone(),
-    };
-    let wopts = Arc::new(WriteOptions {
-        format: opts.format,
-        partition_by: partition_by.clone(),
-        parquet: ParquetSettings {
-            compression: parse_compression(&opts.compression)?,
-            row_group_rows: opts.row_group_rows,
-            row_group_bytes: 128 << 20,
-            metadata: metadata(&source, &schema),
-        },
-        max_open_files: opts.max_open_files,
-        max_rows_per_file: opts.max_rows_per_file,
-        memory_budget: opts.worker_memory_mib << 20,
-        spill_dir: opts.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
-    });
-    crate::write::spill::clean_stale(&wopts.spill_dir);
+        let partition_by =
+            opts.partition_by.iter().map(|p| PartitionSpec::parse(p, &schema)).collect::<Result<Vec<_>>>()?;
+        let source = match &plan.start {
+            Start::Export(e) => source_info(e),
+            Start::Dataset { record, .. } => record.source.clone(),
+        };
+        let wopts = Arc::new(WriteOptions {
+            format: opts.format,
+            partition_by: partition_by.clone(),
+            parquet: ParquetSettings {
+                compression: parse_compression(&opts.compression)?,
+                row_group_rows: opts.row_group_rows,
+                row_group_bytes: 128 << 20,
+                metadata: metadata(&source, &schema),
+            },
+            max_open_files: opts.max_open_files,
+            max_rows_per_file: opts.max_rows_per_file,
+            memory_budget: opts.worker_memory_mib << 20,
+            spill_dir: opts.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
+        });
+        crate::write::spill::clean_stale(&wopts.spill_dir);
 
-    // The query: the base without the changed keys, then each changed key's latest row unless removed.
-    // The changes' side of the anti-join is collected once and probed by every
-    // partition of the base, which then streams without being shuffled.
-    let mut config = datafusion::prelude::SessionConfig::new().with_target_partitions(opts.jobs.max(1));
-    config.options_mut().optimizer.hash_join_single_partition_threshold = 1 << 30;
-    config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 1 << 26;
-    let ctx = datafusion::prelude::SessionContext::new_with_config(config);
-    register_base(&ctx, &plan.start, &schema, opts.jobs, rt)?;
-    let mut change_schema = schema.clone();
-    change_schema.changes = true;
-    let mut unions = Vec::new();
-    for (i, e) in plan.changes.iter().enumerate() {
-        if let Some(p) = e.manifest_problems.first() {
-            return Err(Error::Verify(p.clone()));
+        // The query: the base without the changed keys, then each changed key's latest row unless removed.
+        // The changes' side of the anti-join is collected once and probed by every
+        // partition of the base, which then streams without being shuffled.
+        let mut config = datafusion::prelude::SessionConfig::new().with_target_partitions(opts.jobs.max(1));
+        config.options_mut().optimizer.hash_join_single_partition_threshold = 1 << 30;
+        config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 1 << 26;
+        let ctx = datafusion::prelude::SessionContext::new_with_config(config);
+        let gathered = Arc::new(Gathered::default());
+        register_base(&ctx, &plan.start, &schema, opts.jobs, rt, check.is_some().then_some(&gathered))?;
+        let mut change_schema = schema.clone();
+        change_schema.changes = true;
+        let mut unions = Vec::new();
+        for (i, e) in plan.changes.iter().enumerate() {
+            if let Some(p) = e.manifest_problems.first() {
+                return Err(Error::Verify(p.clone()));
+            }
+            let name = format!("changes_{i}");
+            let table = ExportTable::new(e.clone(), change_schema.clone(), opts.jobs);
+            ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering changes", e))?;
+            unions.push(format!("SELECT *, {i} AS _export FROM {name}"));
         }
-        let name = format!("changes_{i}");
-        let table = ExportTable::new(e.clone(), change_schema.clone(), opts.jobs);
-        ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering changes", e))?;
-        unions.push(format!("SELECT *, {i} AS _export FROM {name}"));
-    }
-    let q = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
-    let cols: Vec<String> =
-        schema.fields.iter().map(|f| q(&f.column)).chain(std::iter::once(q(&schema.catch_all))).collect();
-    let cols = cols.join(", ");
-    let sql = if unions.is_empty() {
-        format!("SELECT {cols} FROM base")
-    } else {
-        let part: Vec<String> = key_cols.iter().map(|c| q(c)).collect();
-        let on: Vec<String> = key_cols.iter().map(|c| format!("latest.{0} = base.{0}", q(c))).collect();
-        format!(
-            "WITH changes AS ({}), \
-             ranked AS (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY _write_time DESC NULLS LAST, _export DESC) AS _rank FROM changes), \
-             latest AS (SELECT * FROM ranked WHERE _rank = 1) \
-             SELECT {cols} FROM latest RIGHT ANTI JOIN base ON {} \
-             UNION ALL SELECT {cols} FROM latest WHERE _op <> 'remove'",
-            unions.join(" UNION ALL "),
-            part.join(", "),
-            on.join(" AND ")
-        )
-    };
-    let change_records: u64 = plan.changes.iter().map(|e| e.summary.item_count).sum();
+        let q = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+        let cols: Vec<String> =
+            schema.fields.iter().map(|f| q(&f.column)).chain(std::iter::once(q(&schema.catch_all))).collect();
+        let cols = cols.join(", ");
+        let sql = if unions.is_empty() {
+            format!("SELECT {cols} FROM base")
+        } else {
+            let keys: Vec<String> = key_cols.iter().map(|c| q(c)).collect();
+            let keys = keys.join(", ");
+            let eq = |a: &str, b: &str| -> String {
+                key_cols.iter().map(|c| format!("{a}.{0} = {b}.{0}", q(c))).collect::<Vec<_>>().join(" AND ")
+            };
+            let order = "ORDER BY _write_time DESC NULLS LAST, _export DESC";
+            let changes = format!("changes AS ({})", unions.join(" UNION ALL "));
+            // Ranking only keys and times keeps the wide rows out of the sort: the
+            // winners are picked by (key, time, export), which is one change unless
+            // two of a key share a write time in one export — then rank whole rows.
+            let tie = format!(
+                "WITH {changes} SELECT 1 FROM changes GROUP BY {keys}, _write_time, _export HAVING count(*) > 1 LIMIT 1"
+            );
+            let ties = rt
+                .block_on(async { ctx.sql(&tie).await?.count().await })
+                .map_err(|e| Error::engine("ranking the changes", e))?;
+            if ties == 0 {
+                format!(
+                    "WITH {changes}, \
+                 ranked AS (SELECT {keys}, _write_time, _export, row_number() OVER (PARTITION BY {keys} {order}) AS _rank FROM changes), \
+                 winners AS (SELECT * FROM ranked WHERE _rank = 1) \
+                 SELECT {cols} FROM winners RIGHT ANTI JOIN base ON {} \
+                 UNION ALL SELECT {cols} FROM winners w RIGHT SEMI JOIN changes c ON {} AND w._write_time = c._write_time AND w._export = c._export \
+                 WHERE c._op <> 'remove'",
+                    eq("winners", "base"),
+                    eq("w", "c"),
+                )
+            } else {
+                format!(
+                    "WITH {changes}, \
+                 ranked AS (SELECT *, row_number() OVER (PARTITION BY {keys} {order}) AS _rank FROM changes), \
+                 latest AS (SELECT * FROM ranked WHERE _rank = 1) \
+                 SELECT {cols} FROM latest RIGHT ANTI JOIN base ON {} \
+                 UNION ALL SELECT {cols} FROM latest WHERE _op <> 'remove'",
+                    eq("latest", "base"),
+                )
+            }
+        };
+        let change_records: u64 = plan.changes.iter().map(|e| e.summary.item_count).sum();
 
-    let job = commit::JobKey {
-        export_id: format!("merge up to {}", iso(plan.current_to)),
-        format: opts.format,
-        partition_by: partition_by.clone(),
-        mode: Mode::Overwrite,
-    };
-    let prepared = rt.block_on(commit::prepare(dest, Mode::Overwrite, Some(&job)))?;
-    let run_id = commit::new_run_id();
-    let batch_schema = schema.arrow_schema();
-    let progress = Progress::default();
-    let streams = rt
-        .block_on(async { ctx.sql(&sql).await?.execute_stream_partitioned().await })
-        .map_err(|e| Error::engine("planning the merge", e))?;
-    let jobs = streams.len();
-    let written: Result<Vec<DatasetSink>> = std::thread::scope(|s| {
-        let handles: Vec<_> = streams
-            .into_iter()
-            .enumerate()
-            .map(|(w, mut stream)| {
-                let (batch_schema, wopts, run_id) = (batch_schema.clone(), wopts.clone(), &run_id);
-                s.spawn(move || -> Result<DatasetSink> {
-                    let mut sink = DatasetSink::new(dest, run_id, w, batch_schema.clone(), wopts, rt.handle().clone())?;
-                    while let Some(b) = rt.block_on(stream.next()) {
-                        let b = b.map_err(|e| Error::engine("merging", e))?;
-                        crate::pipeline::BatchSink::write(&mut sink, conform(&b, &batch_schema)?)?;
-                        crate::cancel::check()?;
-                    }
-                    Ok(sink)
+        let job = commit::JobKey {
+            export_id: format!("merge up to {}", iso(plan.current_to)),
+            format: opts.format,
+            partition_by: partition_by.clone(),
+            mode: Mode::Overwrite,
+        };
+        let prepared = rt.block_on(commit::prepare(dest, Mode::Overwrite, Some(&job)))?;
+        let run_id = commit::new_run_id();
+        let batch_schema = schema.arrow_schema();
+        let progress = Progress::default();
+        let streams = rt
+            .block_on(async { ctx.sql(&sql).await?.execute_stream_partitioned().await })
+            .map_err(|e| Error::engine("planning the merge", e))?;
+        let jobs = streams.len();
+        let written: Result<Vec<DatasetSink>> = std::thread::scope(|s| {
+            let handles: Vec<_> = streams
+                .into_iter()
+                .enumerate()
+                .map(|(w, mut stream)| {
+                    let (batch_schema, wopts, run_id) = (batch_schema.clone(), wopts.clone(), &run_id);
+                    s.spawn(move || -> Result<DatasetSink> {
+                        let mut sink =
+                            DatasetSink::new(dest, run_id, w, batch_schema.clone(), wopts, rt.handle().clone())?;
+                        while let Some(b) = rt.block_on(stream.next()) {
+                            let b = b.map_err(|e| Error::engine("merging", e))?;
+                            crate::pipeline::BatchSink::write(&mut sink, conform(&b, &batch_schema)?)?;
+                            crate::cancel::check()?;
+                        }
+                        Ok(sink)
+                    })
                 })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a merge worker panicked")).collect()
+        });
+        let finished = written.and_then(|sinks| {
+            finish_sinks(sinks, jobs, &progress, |t| {
+                DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.handle().clone())
             })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("a merge worker panicked")).collect()
-    });
-    let finished = written.and_then(|sinks| {
-        finish_sinks(sinks, jobs, &progress, |t| {
-            DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.handle().clone())
-        })
-    });
-    let (mut files, spilled) = match finished.and_then(|w| crate::cancel::check().map(|()| w)) {
-        Ok(w) => w,
-        Err(e) => {
-            discard_staging(dest, &run_id, rt.handle());
-            return Err(e);
+        });
+        let (mut files, spilled) = match finished.and_then(|w| crate::cancel::check().map(|()| w)) {
+            Ok(w) => w,
+            Err(e) => {
+                discard_staging(dest, &run_id, rt.handle());
+                return Err(e);
+            }
+        };
+        if let Some(changes) = check.take() {
+            let Start::Export(base) = &plan.start else { unreachable!("only an export base is checked") };
+            match exact_schema(base, &schema, changes, &gathered, &opts.infer) {
+                Ok(exact) => schema = exact,
+                Err(reason) => {
+                    // As convert does: nothing committed; read again with the exact schema.
+                    discard_staging(dest, &run_id, rt.handle());
+                    eprintln!("reading again: {reason}");
+                    schema = exact_merged_schema(&plan, opts, rt)?;
+                    continue;
+                }
+            }
         }
-    };
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let partitions = partition_counts(&files);
-    let rows: u64 = files.iter().map(|f| f.rows).sum();
-    let mut applied: Vec<String> = match &plan.start {
-        Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.applied.clone()).unwrap_or_default(),
-        Start::Export(_) => Vec::new(),
-    };
-    applied.extend(plan.changes.iter().map(|e| e.summary.export_arn.clone()));
-    let state =
-        MergeState { key: key.clone(), base_export_arn: plan.base_arn(), applied, current_to: iso(plan.current_to) };
-    let record = CommitRecord {
-        version: 1,
-        run_id: run_id.clone(),
-        committed_at: iso(Utc::now()),
-        tool: format!("dynolake {}", env!("CARGO_PKG_VERSION")),
-        mode: Mode::Overwrite,
-        format: opts.format,
-        compression: opts.compression.clone(),
-        partition_by,
-        source,
-        schema: serde_json::from_str(&schema.to_file_string()).expect("schema is JSON"),
-        rows,
-        partitions: partitions.clone(),
-        files: files.clone(),
-        rejected: 0,
-        extra_values: 0,
-        rejects_file: None,
-        merge: Some(state),
-    };
-    rt.block_on(commit::commit(dest, &record))?;
-    let _ = prepared;
-    Ok(MergeSummary {
-        run_id: Some(run_id),
-        destination: dest.url.clone(),
-        base: base_desc,
-        applied: applied_ids,
-        skipped: plan.skipped,
-        finished_interrupted: plan.finished_interrupted,
-        key,
-        current_to: iso(plan.current_to),
-        written: true,
-        change_records,
-        rows,
-        files: files.len(),
-        partitions: partitions.len(),
-        bytes_out: files.iter().map(|f| f.bytes).sum(),
-        spilled,
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-        peak_memory_bytes: peak_memory(),
-    })
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let partitions = partition_counts(&files);
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        let mut applied: Vec<String> = match &plan.start {
+            Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.applied.clone()).unwrap_or_default(),
+            Start::Export(_) => Vec::new(),
+        };
+        applied.extend(plan.changes.iter().map(|e| e.summary.export_arn.clone()));
+        let state = MergeState {
+            key: key.clone(),
+            base_export_arn: plan.base_arn(),
+            applied,
+            current_to: iso(plan.current_to),
+        };
+        let record = CommitRecord {
+            version: 1,
+            run_id: run_id.clone(),
+            committed_at: iso(Utc::now()),
+            tool: format!("dynolake {}", env!("CARGO_PKG_VERSION")),
+            mode: Mode::Overwrite,
+            format: opts.format,
+            compression: opts.compression.clone(),
+            partition_by,
+            source,
+            schema: serde_json::from_str(&schema.to_file_string()).expect("schema is JSON"),
+            rows,
+            partitions: partitions.clone(),
+            files: files.clone(),
+            rejected: 0,
+            extra_values: 0,
+            rejects_file: None,
+            merge: Some(state),
+        };
+        rt.block_on(commit::commit(dest, &record))?;
+        let _ = prepared;
+        return Ok(MergeSummary {
+            run_id: Some(run_id),
+            destination: dest.url.clone(),
+            base: base_desc,
+            applied: applied_ids,
+            skipped: plan.skipped,
+            finished_interrupted: plan.finished_interrupted,
+            key,
+            current_to: iso(plan.current_to),
+            written: true,
+            change_records,
+            rows,
+            files: files.len(),
+            partitions: partitions.len(),
+            bytes_out: files.iter().map(|f| f.bytes).sum(),
+            spilled,
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            peak_memory_bytes: peak_memory(),
+        });
+    }
+}
+
+/// The exact schema of the base and the changes, from the statistics the
+/// base's scan gathered and the changes' own; an error says why the schema
+/// the data was written with is not it.
+fn exact_schema(
+    base: &Export,
+    decoded_with: &Schema,
+    mut changes: TableStats,
+    gathered: &Gathered,
+    infer: &InferOptions,
+) -> std::result::Result<Schema, String> {
+    let g = gathered.0.lock().unwrap();
+    if g.files != base.files.len() {
+        return Err("the base was not read to its end".into());
+    }
+    if let Some((attr, _)) = g.decode.extra_by_attribute.iter().max_by_key(|(_, n)| **n) {
+        return Err(format!("values of `{attr}` do not fit the schema inferred from the first items"));
+    }
+    changes.merge(g.stats.clone());
+    let mut exact = changes.schema(infer);
+    exact.table = Some(base.table_name().to_string());
+    exact.inferred_from = Some("exact".into());
+    match decoded_with.column_difference(&exact) {
+        None => Ok(exact),
+        Some(d) => Err(format!("the schema inferred from the first items differs from the exact one: {d}")),
+    }
 }
 
 /// A batch as the writers expect it: the schema's exact types and field
@@ -600,24 +677,49 @@ fn key_attributes(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime
     }
 }
 
-/// The schema of the result: given; a dataset base's own; else inferred
-/// exactly over the base export and every image of the changes.
-fn merged_schema(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<Schema> {
+/// The schema of the result: given; a dataset base's own; else the exact
+/// schema of every image of the changes with the base's first items — with
+/// the changes' statistics, to check against what the base's scan gathers.
+fn merged_schema(
+    plan: &Plan,
+    opts: &MergeOptions,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(Schema, Option<TableStats>)> {
     if let Some(s) = &opts.schema {
         let mut s = s.clone();
         s.changes = false;
-        return Ok(s);
+        return Ok((s, None));
     }
     if let Start::Dataset { record, location } = &plan.start {
         let name = format!("the commit record of {}", location.url);
-        return Schema::from_file_str(&name, &record.schema.to_string());
+        return Ok((Schema::from_file_str(&name, &record.schema.to_string())?, None));
     }
     let Start::Export(base) = &plan.start else { unreachable!() };
+    let changes = changes_stats(plan, opts, rt)?;
+    let run = InferRun { options: opts.infer, sample: Some(opts.first_items), jobs: opts.jobs, envelope: None };
+    let mut stats = changes.clone();
+    stats.merge(infer_table_stats(base, rt.handle(), &run, &Progress::default())?);
+    let mut schema = stats.schema(&opts.infer);
+    schema.table = Some(base.table_name().to_string());
+    schema.inferred_from = Some(format!("first:{}", opts.first_items));
+    Ok((schema, Some(changes)))
+}
+
+fn changes_stats(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<TableStats> {
     let run = InferRun { options: opts.infer, sample: None, jobs: opts.jobs, envelope: None };
     let mut stats = TableStats::default();
-    for e in std::iter::once(base.as_ref()).chain(&plan.changes) {
+    for e in &plan.changes {
         stats.merge(infer_table_stats(e, rt.handle(), &run, &Progress::default())?);
     }
+    Ok(stats)
+}
+
+/// Every item of the base and every image of the changes, inferred exactly.
+fn exact_merged_schema(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<Schema> {
+    let Start::Export(base) = &plan.start else { unreachable!("only an export base is inferred") };
+    let run = InferRun { options: opts.infer, sample: None, jobs: opts.jobs, envelope: None };
+    let mut stats = changes_stats(plan, opts, rt)?;
+    stats.merge(infer_table_stats(base, rt.handle(), &run, &Progress::default())?);
     let mut schema = stats.schema(&opts.infer);
     schema.table = Some(base.table_name().to_string());
     schema.inferred_from = Some("exact".into());
@@ -631,13 +733,17 @@ fn register_base(
     schema: &Schema,
     jobs: usize,
     rt: &tokio::runtime::Runtime,
+    gathering: Option<&Arc<Gathered>>,
 ) -> Result<()> {
     match start {
         Start::Export(e) => {
             if let Some(p) = e.manifest_problems.first() {
                 return Err(Error::Verify(p.clone()));
             }
-            let table = ExportTable::new(e.as_ref().clone(), schema.clone(), jobs);
+            let mut table = ExportTable::new(e.as_ref().clone(), schema.clone(), jobs);
+            if let Some(g) = gathering {
+                table = table.gathering(g.clone());
+            }
             ctx.register_table("base", Arc::new(table)).map_err(|e| Error::engine("registering the base", e))?;
         }
         Start::Dataset { location, .. } => {

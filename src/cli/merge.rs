@@ -41,6 +41,10 @@ pub struct Args {
     /// Apply this schema file instead of inferring one (a dataset base keeps its own)
     #[arg(long)]
     schema: Option<PathBuf>,
+    /// Without --schema: infer from the first N items of the base (and every change), check that schema on the
+    /// same read, and read again only if the exact schema differs (as convert does)
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    first_items: u64,
     #[arg(long, value_enum, default_value_t = Format::Parquet)]
     format: Format,
     /// Partition by a column or a time transform of one (as for convert); repeatable
@@ -91,6 +95,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let opts = MergeOptions {
         key: a.key.clone(),
         schema: a.schema.as_deref().map(Schema::load).transpose()?,
+        first_items: a.first_items,
         format: a.format,
         partition_by: a.partition_by.clone(),
         compression: a.compression.clone(),

@@ -35,6 +35,20 @@ pub struct ExportTable {
     arrow: SchemaRef,
     partitions: usize,
     max_line_bytes: usize,
+    gathered: Option<Arc<Gathered>>,
+}
+
+/// What scans of every column gathered (see [`ExportTable::gathering`]):
+/// the inference statistics of the items decoded and what did not fit.
+#[derive(Debug, Default)]
+pub struct Gathered(pub std::sync::Mutex<GatheredParts>);
+
+#[derive(Debug, Default)]
+pub struct GatheredParts {
+    pub stats: crate::schema::infer::TableStats,
+    pub decode: crate::decode::DecodeStats,
+    /// Data files read to their end (the statistics are whole when this is the export's count).
+    pub files: usize,
 }
 
 impl ExportTable {
@@ -46,7 +60,15 @@ impl ExportTable {
             arrow,
             partitions: partitions.max(1),
             max_line_bytes: crate::schema::infer::DEFAULT_MAX_LINE_BYTES,
+            gathered: None,
         }
+    }
+
+    /// Scans that decode every column also gather the inference statistics
+    /// of what they read into `into` (what `convert` checks its schema with).
+    pub fn gathering(mut self, into: Arc<Gathered>) -> ExportTable {
+        self.gathered = Some(into);
+        self
     }
 
     /// Refuse lines longer than this (default 16 MiB).
@@ -91,6 +113,7 @@ impl TableProvider for ExportTable {
             partitions: n,
             max_line_bytes: self.max_line_bytes,
             props: Arc::new(props),
+            gathered: self.gathered.clone(),
         }))
     }
 }
@@ -106,6 +129,7 @@ pub struct ExportExec {
     partitions: usize,
     max_line_bytes: usize,
     props: Arc<PlanProperties>,
+    gathered: Option<Arc<Gathered>>,
 }
 
 impl DisplayAs for ExportExec {
@@ -158,15 +182,21 @@ impl ExecutionPlan for ExportExec {
         let limit = self.limit;
         let step = self.partitions;
         let max_line_bytes = self.max_line_bytes;
+        let every_column = projection.len() == self.schema.arrow_schema().fields().len()
+            && projection.iter().enumerate().all(|(i, &p)| i == p);
+        let gathered = self.gathered.clone().filter(|_| every_column && limit.is_none());
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let batch_size = limit.map_or(8192, |l| l.clamp(1, 8192));
             let infer = crate::schema::infer::InferOptions { max_line_bytes, ..Default::default() };
-            let opts = DecodeOptions { projection: Some(projection), batch_size, infer, ..Default::default() };
+            let collect_stats = gathered.is_some();
+            let projection = (!collect_stats).then_some(projection);
+            let opts = DecodeOptions { projection, batch_size, infer, collect_stats, ..Default::default() };
             let opts = crate::pipeline::lines_of(&export, &opts);
             let mut decoder = ItemDecoder::new(&schema, opts);
             let mut buf = vec![0u8; CHUNK];
             let mut rows = 0usize;
+            let mut files = 0usize;
             let send = |r: DfResult<arrow::array::RecordBatch>| tx.blocking_send(r).is_ok();
             for index in (0..export.files.len()).skip(partition).step_by(step) {
                 let r = (|| -> crate::Result<bool> {
@@ -192,13 +222,22 @@ impl ExecutionPlan for ExportExec {
                     Ok(limit.is_none_or(|l| rows < l))
                 })();
                 match r {
-                    Ok(true) => {}
+                    Ok(true) => files += 1,
                     Ok(false) => return,
                     Err(e) => {
                         send(Err(DataFusionError::External(Box::new(e))));
                         return;
                     }
                 }
+            }
+            // Before the stream ends (`tx` drops after this), so a reader that saw the end sees these.
+            if let Some(g) = &gathered
+                && let Some(t) = decoder.take_table_stats()
+            {
+                let mut g = g.0.lock().unwrap();
+                g.stats.merge(t);
+                g.decode.merge(decoder.stats());
+                g.files += files;
             }
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
