@@ -403,63 +403,8 @@ pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime
         let ctx = datafusion::prelude::SessionContext::new_with_config(config);
         let gathered = Arc::new(Gathered::default());
         register_base(&ctx, &plan.start, &schema, opts.jobs, rt, check.is_some().then_some(&gathered))?;
-        let mut change_schema = schema.clone();
-        change_schema.changes = true;
-        let mut unions = Vec::new();
-        for (i, e) in plan.changes.iter().enumerate() {
-            if let Some(p) = e.manifest_problems.first() {
-                return Err(Error::Verify(p.clone()));
-            }
-            let name = format!("changes_{i}");
-            let table = ExportTable::new(e.clone(), change_schema.clone(), opts.jobs);
-            ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering changes", e))?;
-            unions.push(format!("SELECT *, {i} AS _export FROM {name}"));
-        }
-        let q = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
-        let cols: Vec<String> =
-            schema.fields.iter().map(|f| q(&f.column)).chain(std::iter::once(q(&schema.catch_all))).collect();
-        let cols = cols.join(", ");
-        let sql = if unions.is_empty() {
-            format!("SELECT {cols} FROM base")
-        } else {
-            let keys: Vec<String> = key_cols.iter().map(|c| q(c)).collect();
-            let keys = keys.join(", ");
-            let eq = |a: &str, b: &str| -> String {
-                key_cols.iter().map(|c| format!("{a}.{0} = {b}.{0}", q(c))).collect::<Vec<_>>().join(" AND ")
-            };
-            let order = "ORDER BY _write_time DESC NULLS LAST, _export DESC";
-            let changes = format!("changes AS ({})", unions.join(" UNION ALL "));
-            // Ranking only keys and times keeps the wide rows out of the sort: the
-            // winners are picked by (key, time, export), which is one change unless
-            // two of a key share a write time in one export — then rank whole rows.
-            let tie = format!(
-                "WITH {changes} SELECT 1 FROM changes GROUP BY {keys}, _write_time, _export HAVING count(*) > 1 LIMIT 1"
-            );
-            let ties = rt
-                .block_on(async { ctx.sql(&tie).await?.count().await })
-                .map_err(|e| Error::engine("ranking the changes", e))?;
-            if ties == 0 {
-                format!(
-                    "WITH {changes}, \
-                 ranked AS (SELECT {keys}, _write_time, _export, row_number() OVER (PARTITION BY {keys} {order}) AS _rank FROM changes), \
-                 winners AS (SELECT * FROM ranked WHERE _rank = 1) \
-                 SELECT {cols} FROM winners RIGHT ANTI JOIN base ON {} \
-                 UNION ALL SELECT {cols} FROM winners w RIGHT SEMI JOIN changes c ON {} AND w._write_time = c._write_time AND w._export = c._export \
-                 WHERE c._op <> 'remove'",
-                    eq("winners", "base"),
-                    eq("w", "c"),
-                )
-            } else {
-                format!(
-                    "WITH {changes}, \
-                 ranked AS (SELECT *, row_number() OVER (PARTITION BY {keys} {order}) AS _rank FROM changes), \
-                 latest AS (SELECT * FROM ranked WHERE _rank = 1) \
-                 SELECT {cols} FROM latest RIGHT ANTI JOIN base ON {} \
-                 UNION ALL SELECT {cols} FROM latest WHERE _op <> 'remove'",
-                    eq("latest", "base"),
-                )
-            }
-        };
+        let unions = register_changes(&ctx, &plan, &schema, opts.jobs)?;
+        let sql = merged_query(&ctx, rt, &schema, &unions, &key_cols)?;
         let change_records: u64 = plan.changes.iter().map(|e| e.summary.item_count).sum();
 
         let job = commit::JobKey {
@@ -603,6 +548,104 @@ fn exact_schema(
         None => Ok(exact),
         Some(d) => Err(format!("the schema inferred from the first items differs from the exact one: {d}")),
     }
+}
+
+/// Register each incremental export as `changes_<i>` (a change table with
+/// the result's columns); returns the `SELECT … , i AS _export` of each.
+fn register_changes(
+    ctx: &datafusion::prelude::SessionContext,
+    plan: &Plan,
+    schema: &Schema,
+    jobs: usize,
+) -> Result<Vec<String>> {
+    let mut change_schema = schema.clone();
+    change_schema.changes = true;
+    let mut unions = Vec::new();
+    for (i, e) in plan.changes.iter().enumerate() {
+        if let Some(p) = e.manifest_problems.first() {
+            return Err(Error::Verify(p.clone()));
+        }
+        let name = format!("changes_{i}");
+        let table = ExportTable::new(e.clone(), change_schema.clone(), jobs);
+        ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering changes", e))?;
+        unions.push(format!("SELECT *, {i} AS _export FROM {name}"));
+    }
+    Ok(unions)
+}
+
+/// `"name"`, for DataFusion SQL.
+fn q(c: &str) -> String {
+    format!("\"{}\"", c.replace('"', "\"\""))
+}
+
+/// The result's columns, quoted, in order.
+fn columns(schema: &Schema) -> String {
+    let cols: Vec<String> =
+        schema.fields.iter().map(|f| q(&f.column)).chain(std::iter::once(q(&schema.catch_all))).collect();
+    cols.join(", ")
+}
+
+/// The changes' latest row per key (`_op` kept, removals included), ranking whole rows.
+fn latest_changes(unions: &[String], key_cols: &[String]) -> String {
+    let keys: Vec<String> = key_cols.iter().map(|c| q(c)).collect();
+    format!(
+        "WITH changes AS ({}), \
+         ranked AS (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY _write_time DESC NULLS LAST, _export DESC) AS _rank FROM changes) \
+         SELECT * FROM ranked WHERE _rank = 1",
+        unions.join(" UNION ALL "),
+        keys.join(", ")
+    )
+}
+
+/// The query of the result: the base without the changed keys, then each
+/// changed key's latest row unless it was removed.
+fn merged_query(
+    ctx: &datafusion::prelude::SessionContext,
+    rt: &tokio::runtime::Runtime,
+    schema: &Schema,
+    unions: &[String],
+    key_cols: &[String],
+) -> Result<String> {
+    let cols = columns(schema);
+    if unions.is_empty() {
+        return Ok(format!("SELECT {cols} FROM base"));
+    }
+    let keys: Vec<String> = key_cols.iter().map(|c| q(c)).collect();
+    let keys = keys.join(", ");
+    let eq = |a: &str, b: &str| -> String {
+        key_cols.iter().map(|c| format!("{a}.{0} = {b}.{0}", q(c))).collect::<Vec<_>>().join(" AND ")
+    };
+    let order = "ORDER BY _write_time DESC NULLS LAST, _export DESC";
+    let changes = format!("changes AS ({})", unions.join(" UNION ALL "));
+    // Ranking only keys and times keeps the wide rows out of the sort: the
+    // winners are picked by (key, time, export), which is one change unless
+    // two of a key share a write time in one export — then rank whole rows.
+    let tie = format!(
+        "WITH {changes} SELECT 1 FROM changes GROUP BY {keys}, _write_time, _export HAVING count(*) > 1 LIMIT 1"
+    );
+    let ties = rt
+        .block_on(async { ctx.sql(&tie).await?.count().await })
+        .map_err(|e| Error::engine("ranking the changes", e))?;
+    Ok(if ties == 0 {
+        format!(
+            "WITH {changes}, \
+             ranked AS (SELECT {keys}, _write_time, _export, row_number() OVER (PARTITION BY {keys} {order}) AS _rank FROM changes), \
+             winners AS (SELECT * FROM ranked WHERE _rank = 1) \
+             SELECT {cols} FROM winners RIGHT ANTI JOIN base ON {} \
+             UNION ALL SELECT {cols} FROM winners w RIGHT SEMI JOIN changes c ON {} AND w._write_time = c._write_time AND w._export = c._export \
+             WHERE c._op <> 'remove'",
+            eq("winners", "base"),
+            eq("w", "c"),
+        )
+    } else {
+        format!(
+            "WITH latest AS ({}) \
+             SELECT {cols} FROM latest RIGHT ANTI JOIN base ON {} \
+             UNION ALL SELECT {cols} FROM latest WHERE _op <> 'remove'",
+            latest_changes(unions, key_cols),
+            eq("latest", "base"),
+        )
+    })
 }
 
 /// A batch as the writers expect it: the schema's exact types and field
