@@ -13,8 +13,6 @@
 //! The store is ours: the table is opened on the `object_store` the rest of
 //! dynolake uses (local, or S3 with the same settings), not a second client.
 
-use std::sync::Arc;
-
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -54,7 +52,7 @@ pub fn table_url(loc: &Location) -> Result<Url> {
 
 fn delta_err(what: impl Into<String>) -> impl FnOnce(DeltaTableError) -> Error {
     let what = what.into();
-    move |e| Error::Usage(format!("{what}: {e}"))
+    move |e| Error::engine(what, e)
 }
 
 /// The Delta table at `loc` on dynolake's store: `None` when there is none yet.
@@ -108,7 +106,7 @@ pub fn commit_properties(state: &TableState) -> deltalake::kernel::transaction::
 /// Register the table at `loc` as `name` in `ctx` (for `sql`).
 pub async fn register(ctx: &datafusion::prelude::SessionContext, name: &str, table: &DeltaTable) -> Result<()> {
     table.update_datafusion_session(&ctx.state()).map_err(delta_err("preparing the session"))?;
-    let provider = table.table_provider().await.map_err(delta_err("reading the Delta table"))?;
+    let provider = table.table_provider().await.map_err(|e| Error::engine("reading the Delta table", e))?;
     ctx.register_table(name, provider).map_err(|e| Error::engine("registering the Delta table", e))?;
     Ok(())
 }
@@ -116,9 +114,4 @@ pub async fn register(ctx: &datafusion::prelude::SessionContext, name: &str, tab
 /// Whether `loc` holds a Delta log.
 pub async fn is_delta(loc: &Location) -> Result<bool> {
     Ok(open(loc).await?.is_some())
-}
-
-/// For `Arc<dyn Session>` arguments.
-pub fn session(ctx: &datafusion::prelude::SessionContext) -> Arc<datafusion::execution::session_state::SessionState> {
-    Arc::new(ctx.state())
 }

@@ -112,6 +112,17 @@ pub enum EngineError {
     #[cfg(feature = "sql")]
     #[error(transparent)]
     DataFusion(Box<datafusion::error::DataFusionError>),
+    /// Delta Lake (`deltalake`): the log, a commit, a conflict with another writer.
+    #[cfg(feature = "sql")]
+    #[error(transparent)]
+    Delta(Box<deltalake::DeltaTableError>),
+}
+
+#[cfg(feature = "sql")]
+impl From<deltalake::DeltaTableError> for EngineError {
+    fn from(e: deltalake::DeltaTableError) -> Self {
+        EngineError::Delta(Box::new(e))
+    }
 }
 
 #[cfg(feature = "sql")]

@@ -24,6 +24,8 @@ pub mod convert;
 pub mod ddb;
 pub mod ddl;
 pub mod decode;
+#[cfg(feature = "sql")]
+pub mod delta;
 pub mod error;
 pub mod export;
 pub mod generate;

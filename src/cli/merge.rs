@@ -108,7 +108,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     };
     let job = format!("merge into {}", a.format.extension());
     let summary = with_lease(&dest, &job, a.break_lease.as_deref(), rt.handle(), |_| {
-        let plan = rt.block_on(merge::plan(&base, &changes, &dest))?;
+        let plan = rt.block_on(merge::plan(&base, &changes, &dest, a.format))?;
         if !a.quiet && !a.json {
             for s in &plan.skipped {
                 eprintln!("left out {s}");

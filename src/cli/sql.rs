@@ -96,6 +96,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         if interactive && !a.quiet {
             let what = match kind {
                 TableKind::Export { export_id } => format!("DynamoDB export {export_id}"),
+                TableKind::Delta { version } => format!("Delta table, version {version}"),
                 TableKind::Dataset { partitions, .. } if partitions.is_empty() => "dataset".to_string(),
                 TableKind::Dataset { partitions, .. } | TableKind::Parquet { partitions } if !partitions.is_empty() => {
                     format!("Parquet, partitioned by {}", partitions.join(", "))

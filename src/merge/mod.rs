@@ -19,6 +19,10 @@
 //! Memory: the base streams through a hash anti-join whose build side is the
 //! changes' keys; the changes are ranked by a sort that spills. So memory
 //! grows with the changes applied in one run, not with the table.
+//!
+//! With `--format delta` the result is a Delta Lake table instead (see [`delta`]).
+
+mod delta;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -49,6 +53,8 @@ pub enum Start {
     Export(Box<Export>),
     /// A dataset (Parquet) an earlier merge or convert wrote, current to its record's time.
     Dataset { location: Location, record: Box<CommitRecord> },
+    /// The Delta table an earlier `merge --format delta` wrote (changes are merged into it in place).
+    Delta { location: Location, state: Box<crate::delta::TableState> },
 }
 
 /// What a merge will do, checked before anything is read.
@@ -70,7 +76,8 @@ pub struct Plan {
 impl Plan {
     /// Nothing to apply onto a dataset that is already the destination.
     pub fn is_nothing_new(&self, dest: &Location) -> bool {
-        self.changes.is_empty() && matches!(&self.start, Start::Dataset { location, .. } if location.url == dest.url)
+        self.changes.is_empty()
+            && matches!(&self.start, Start::Dataset { location, .. } | Start::Delta { location, .. } if location.url == dest.url)
     }
 
     fn base_arn(&self) -> String {
@@ -79,6 +86,7 @@ impl Plan {
             Start::Dataset { record, .. } => {
                 record.merge.as_ref().map_or(record.source.export_arn.clone(), |m| m.base_export_arn.clone())
             }
+            Start::Delta { state, .. } => state.merge.base_export_arn.clone(),
         }
     }
 }
@@ -106,7 +114,7 @@ async fn exports_at(loc: &Location) -> Result<Vec<export::ExportInfo>> {
 /// Find and check the chain: `base` (a prefix holding a full export and
 /// perhaps its incrementals, an export folder, or a dataset), more change
 /// locations, and what `dest` holds already.
-pub async fn plan(base: &Location, changes: &[Location], dest: &Location) -> Result<Plan> {
+pub async fn plan(base: &Location, changes: &[Location], dest: &Location, format: Format) -> Result<Plan> {
     // A merge killed in its commit is finished first (the commit is the point of no return).
     let (pending, _) = commit::interrupted(dest).await?;
     let mut finished_interrupted = Vec::new();
@@ -114,9 +122,16 @@ pub async fn plan(base: &Location, changes: &[Location], dest: &Location) -> Res
         let prepared = commit::prepare(dest, Mode::Overwrite, None).await?;
         finished_interrupted = prepared.rolled_forward.iter().map(|r| r.run_id.clone()).collect();
     }
-    let dest_commits = commit::read_commits(dest).await?;
+    let delta_state = match format {
+        Format::Delta => self::delta::previous_state(dest).await?,
+        _ => None,
+    };
+    let dest_commits = match format {
+        Format::Delta => Vec::new(),
+        _ => commit::read_commits(dest).await?,
+    };
     let dest_last = commit::live(&dest_commits).last().cloned();
-    let previous = dest_last.as_ref().and_then(|r| r.merge.clone());
+    let previous = dest_last.as_ref().and_then(|r| r.merge.clone()).or(delta_state.as_ref().map(|s| s.merge.clone()));
 
     // The base: a full export, or a dataset.
     let base_exports = exports_at(base).await?;
@@ -163,6 +178,20 @@ pub async fn plan(base: &Location, changes: &[Location], dest: &Location) -> Res
     // Where the state starts, and the time it is current to.
     let mut skipped = Vec::new();
     let (start, mut current_to, applied): (Start, DateTime<Utc>, Vec<String>) = match (&dest_last, &previous) {
+        (None, Some(state)) if delta_state.is_some() => {
+            let t = time(&format!("the Delta log of {}", dest.url), Some(&state.current_to))?;
+            let st = delta_state.clone().expect("checked");
+            if let Some(f) = &full
+                && let Some(s) = &f.summary
+                && s.table_arn != st.source.table_arn
+            {
+                return Err(Error::Usage(format!(
+                    "{} holds table {}, not {}: merge into another destination",
+                    dest.url, st.source.table_arn, s.table_arn
+                )));
+            }
+            (Start::Delta { location: dest.clone(), state: Box::new(st) }, t, state.applied.clone())
+        }
         (Some(rec), Some(state)) if rec.format == Format::Parquet => {
             if let Some(f) = &full
                 && let Some(s) = &f.summary
@@ -336,8 +365,12 @@ pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime
     let base_desc = match &plan.start {
         Start::Export(e) => format!("export {}", e.id),
         Start::Dataset { location, .. } => format!("dataset {}", location.url),
+        Start::Delta { location, .. } => format!("Delta table {}", location.url),
     };
     let applied_ids: Vec<String> = plan.changes.iter().map(|e| e.id.clone()).collect();
+    if opts.format == Format::Delta && !plan.is_nothing_new(dest) {
+        return self::delta::run(plan, dest, opts, rt, started, base_desc);
+    }
     if plan.is_nothing_new(dest) {
         let prev = plan.previous.clone();
         return Ok(MergeSummary {
@@ -377,6 +410,7 @@ pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime
         let source = match &plan.start {
             Start::Export(e) => source_info(e),
             Start::Dataset { record, .. } => record.source.clone(),
+            Start::Delta { state, .. } => state.source.clone(),
         };
         let wopts = Arc::new(WriteOptions {
             format: opts.format,
@@ -471,6 +505,7 @@ pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime
         let rows: u64 = files.iter().map(|f| f.rows).sum();
         let mut applied: Vec<String> = match &plan.start {
             Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.applied.clone()).unwrap_or_default(),
+            Start::Delta { state, .. } => state.merge.applied.clone(),
             Start::Export(_) => Vec::new(),
         };
         applied.extend(plan.changes.iter().map(|e| e.summary.export_arn.clone()));
@@ -679,6 +714,7 @@ fn key_attributes(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime
     }
     let recorded = match &plan.start {
         Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.key.clone()).filter(|k| !k.is_empty()),
+        Start::Delta { state, .. } => Some(state.merge.key.clone()).filter(|k| !k.is_empty()),
         Start::Export(_) => None,
     };
     if let Some(k) = recorded {
@@ -732,6 +768,9 @@ fn merged_schema(
         let mut s = s.clone();
         s.changes = false;
         return Ok((s, None));
+    }
+    if let Start::Delta { state, location } = &plan.start {
+        return Ok((state.schema(&location.url)?, None));
     }
     if let Start::Dataset { record, location } = &plan.start {
         let name = format!("the commit record of {}", location.url);
@@ -789,7 +828,7 @@ fn register_base(
             }
             ctx.register_table("base", Arc::new(table)).map_err(|e| Error::engine("registering the base", e))?;
         }
-        Start::Dataset { location, .. } => {
+        Start::Dataset { location, .. } | Start::Delta { location, .. } => {
             use datafusion::logical_expr::{cast, col};
             let opts = crate::sql::SqlOptions { jobs, ..Default::default() };
             crate::sql::register(ctx, &format!("base_files={}", location.url), &opts, rt)?;

@@ -66,6 +66,10 @@ pub enum TableKind {
     Parquet {
         partitions: Vec<String>,
     },
+    /// A Delta Lake table, read at its newest version.
+    Delta {
+        version: u64,
+    },
 }
 
 /// Register `[name=]location` in `ctx`; returns the table name and what it is.
@@ -116,6 +120,12 @@ pub fn register(
         }
         Err(Error::NotFound(_)) => {}
         Err(e) => return Err(e),
+    }
+    // A Delta table (`merge --format delta` writes them).
+    if let Some(table) = rt.block_on(crate::delta::open(&loc))? {
+        let name = name.unwrap_or_else(|| safe_name(loc.file_name().unwrap_or("t")));
+        rt.block_on(crate::delta::register(ctx, &name, &table))?;
+        return Ok((name, TableKind::Delta { version: table.version().unwrap_or(0) }));
     }
     // A dataset written by convert, or a Parquet folder.
     let all = rt.block_on(commit::read_commits(&loc))?;

@@ -195,12 +195,14 @@ pub enum Format {
     Parquet,
     Csv,
     Jsonl,
+    /// A Delta Lake table (Parquet files and a transaction log; `merge` only).
+    Delta,
 }
 
 impl Format {
     pub fn extension(self) -> &'static str {
         match self {
-            Format::Parquet => "parquet",
+            Format::Parquet | Format::Delta => "parquet",
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
         }
@@ -248,7 +250,7 @@ pub enum FormatWriter {
 impl FormatWriter {
     pub fn new(format: Format, out: Box<dyn OutFile>, schema: SchemaRef, pq: &ParquetSettings) -> Result<FormatWriter> {
         Ok(match format {
-            Format::Parquet => {
+            Format::Parquet | Format::Delta => {
                 let props = WriterProperties::builder()
                     .set_compression(pq.compression)
                     .set_statistics_enabled(EnabledStatistics::Page)

@@ -247,7 +247,7 @@ impl BatchSink for DatasetSink {
             self.write_open("", projected, false)?;
             return self.bound_memory();
         }
-        let wait = self.opts.format == Format::Parquet;
+        let wait = matches!(self.opts.format, Format::Parquet | Format::Delta);
         // Group rows by partition: each level's values are interned per
         // batch, and a group is a distinct combination of them.
         let mut of_row: Vec<u32> = vec![0; batch.num_rows()];

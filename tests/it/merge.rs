@@ -394,3 +394,91 @@ fn merge_reads_again_when_the_first_items_do_not_give_the_schema() {
     assert_eq!(last_record(&dest)["schema"]["inferred_from"], "exact");
     assert_eq!(walk(&dest.join("_dynolake/commits")).len(), 1, "one commit");
 }
+
+/// The newest `commitInfo` of a Delta table and the number of commits.
+fn delta_log(dest: &Path) -> (serde_json::Value, usize) {
+    let mut logs: Vec<_> =
+        walk(&dest.join("_delta_log")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    logs.sort();
+    let text = std::fs::read_to_string(logs.last().unwrap()).unwrap();
+    let info = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find_map(|v| v.get("commitInfo").cloned())
+        .unwrap();
+    (info, logs.len())
+}
+
+/// The Delta table holds exactly the model's items, read through its log by
+/// DataFusion (`dynolake sql`), compared with `convert` of the model's items.
+#[track_caller]
+fn assert_delta_matches_model(fx: &Fixture, dest: &Path) {
+    let (info, _) = delta_log(dest);
+    let tmp = tempfile::tempdir().unwrap();
+    let schema_file = tmp.path().join("schema.json");
+    std::fs::write(&schema_file, info["dynolake"]["schema"].to_string()).unwrap();
+    let items: Vec<Item> = fx.model.values().cloned().collect();
+    let opts = GenerateOptions {
+        items: items.len() as u64,
+        files: 1,
+        items_from: Some(Arc::new(items)),
+        prefix: None,
+        ..fx.opts.clone()
+    };
+    generate(&tmp.path().join("expected"), &opts).unwrap();
+    let out = tmp.path().join("out");
+    let o = dynolake(
+        &[
+            "convert",
+            &tmp.path().join("expected").display().to_string(),
+            &out.display().to_string(),
+            "--schema",
+            &schema_file.display().to_string(),
+        ],
+        &[],
+    );
+    assert_code(&o, 0);
+    let (e, d) = (format!("e={}", out.display()), format!("d={}", dest.display()));
+    let q = "SELECT (SELECT count(*) FROM d) AS n, (SELECT count(DISTINCT (pk, sk)) FROM d) AS k, \
+             (SELECT count(*) FROM (SELECT * FROM e EXCEPT SELECT * FROM d)) AS missing, \
+             (SELECT count(*) FROM (SELECT * FROM d EXCEPT SELECT * FROM e)) AS unexpected";
+    let o = dynolake(&["sql", &e, &d, "-e", q, "--format", "csv"], &[]);
+    assert_code(&o, 0);
+    let n = fx.model.len();
+    assert_eq!(stdout(&o).lines().nth(1), Some(format!("{n},{n},0,0").as_str()), "{}", stdout(&o));
+}
+
+#[test]
+fn merge_writes_a_delta_table_then_merges_into_it() {
+    let mut fx = Fixture::new(400, OutputFormat::DynamodbJson);
+    let a = fx.changes(0.0, 2.0, 100, false);
+    fx.write((0.0, 2.0), &a, false);
+    let b = fx.changes(2.0, 3.0, 60, false);
+    fx.write((2.0, 3.0), &b, false);
+    let dest = fx.dir.path().join("delta");
+    let dest_s = dest.display().to_string();
+    let summary = merge(&[&fx.root(), &dest_s, "--format", "delta", "--partition-by", "sk"]);
+    assert_eq!(summary["applied"].as_array().unwrap().len(), 2, "{summary}");
+    let (info, commits) = delta_log(&dest);
+    assert_eq!(commits, 1);
+    assert_eq!(info["dynolake"]["merge"]["applied"].as_array().unwrap().len(), 2);
+    assert_delta_matches_model(&fx, &dest);
+
+    // The next export: one MERGE transaction on the table.
+    let e = fx.changes(3.0, 4.0, 50, false);
+    let e_id = fx.write((3.0, 4.0), &e, false);
+    let summary = merge(&[&fx.root(), &dest_s, "--format", "delta", "--partition-by", "sk"]);
+    assert_eq!(summary["applied"], serde_json::json!([e_id]), "{summary}");
+    let (info, commits) = delta_log(&dest);
+    assert_eq!(commits, 2);
+    assert_eq!(info["operation"], "MERGE");
+    let applied = info["dynolake"]["merge"]["applied"].as_array().unwrap();
+    assert_eq!(applied.len(), 3);
+    assert!(applied.last().unwrap().as_str().unwrap().ends_with(&e_id));
+    assert_delta_matches_model(&fx, &dest);
+
+    // Nothing new: no commit.
+    let summary = merge(&[&fx.root(), &dest_s, "--format", "delta"]);
+    assert_eq!(summary["written"], false, "{summary}");
+    assert_eq!(delta_log(&dest).1, 2);
+}
