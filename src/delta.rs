@@ -57,6 +57,11 @@ fn delta_err(what: impl Into<String>) -> impl FnOnce(DeltaTableError) -> Error {
 
 /// The Delta table at `loc` on dynolake's store: `None` when there is none yet.
 pub async fn open(loc: &Location) -> Result<Option<DeltaTable>> {
+    if let Some(p) = loc.local_path(&loc.prefix)
+        && !p.join("_delta_log").is_dir()
+    {
+        return Ok(None);
+    }
     let url = table_url(loc)?;
     let mut table = DeltaTableBuilder::from_url(url.clone())
         .map_err(delta_err(format!("opening {}", loc.url)))?

@@ -94,6 +94,9 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let export = a.source.open(rt)?;
     let dest = rt.block_on(Location::parse(&a.dest))?;
     let quiet = a.quiet || a.json;
+    if a.format == Format::Delta {
+        return delta(a, export, dest, rt);
+    }
     // The policy is the library's (`Conversion`); the command line adds bars and messages.
     let mut c = Conversion::new(&export, dest)
         .first_items(a.first_items)
@@ -199,4 +202,52 @@ fn report(a: &Args, s: &ConvertSummary) {
             eprintln!("removed leftovers of interrupted run(s): {}", s.cleaned_leftovers.join(", "));
         }
     }
+}
+
+/// `--format delta`: the export as a new Delta Lake table (one commit), written
+/// the way `merge --format delta` writes its first version; `merge` applies
+/// incremental exports onto it later.
+fn delta(a: Args, export: crate::export::Export, dest: Location, rt: &tokio::runtime::Runtime) -> CliResult {
+    use crate::merge::{self, MergeOptions};
+    if a.mode == Mode::Append {
+        return Err(crate::Error::Usage(
+            "--format delta with --mode append: apply incremental exports with `dynolake merge` instead".into(),
+        )
+        .into());
+    }
+    if a.mode == Mode::Error && rt.block_on(crate::delta::open(&dest))?.is_some() {
+        return Err(crate::Error::Usage(format!(
+            "{} already holds a Delta table; --mode overwrite writes a new version of it, `dynolake merge` applies \
+             incremental exports onto it",
+            dest.url
+        ))
+        .into());
+    }
+    let plan = merge::Plan::export_alone(export)?;
+    let opts = MergeOptions {
+        schema: a.decode.schema.as_deref().map(Schema::load).transpose()?,
+        infer: a.decode.infer_options(),
+        format: Format::Delta,
+        partition_by: a.partition_by.clone(),
+        jobs: a.source.jobs(),
+        overwrite: a.mode == Mode::Overwrite,
+        ..Default::default()
+    };
+    let job = "convert into a Delta table".to_string();
+    let s = crate::convert::with_lease(&dest, &job, a.break_lease.as_deref(), rt.handle(), |_| {
+        merge::run(plan, &dest, &opts, rt)
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s).expect("serializable"));
+    } else if !a.quiet {
+        println!(
+            "wrote {} rows of {} into the Delta table {} ({}, {:.1} s)",
+            s.rows,
+            s.base,
+            s.destination,
+            s.run_id.as_deref().unwrap_or(""),
+            s.elapsed_seconds
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -81,6 +81,24 @@ fn url_of(loc: &Location, prefix: &object_store::path::Path) -> String {
 
 pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let loc = rt.block_on(Location::parse(&a.source.src))?;
+    if let Some(table) = rt.block_on(crate::delta::open(&loc))? {
+        let name = a.table.clone().unwrap_or_else(|| safe_name(loc.file_name().unwrap_or("table")));
+        let location = a.location.clone().unwrap_or_else(|| url_of(&loc, &loc.prefix));
+        let version = table.version().unwrap_or(0);
+        let d = crate::ddl::DeltaTable { database: a.database.as_deref(), table: &name, location: &location, version };
+        match a.format {
+            DdlFormat::Athena => {
+                if !location.starts_with("s3://") {
+                    print!("-- LOCATION is local: pass --location s3://… for where Athena will find the table.\n");
+                }
+                print!("{}", crate::ddl::delta_table(&d));
+            }
+            DdlFormat::Glue => {
+                println!("{}", serde_json::to_string_pretty(&crate::ddl::delta_glue_table_input(&d)).unwrap())
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let all = rt.block_on(commit::read_commits(&loc))?;
     let commits = commit::live(&all);
     let mut out = String::new();

@@ -288,3 +288,38 @@ pub fn glue_table_input(d: &DatasetTable) -> Value {
         }
     })
 }
+
+/// A Delta Lake table (what `merge --format delta` writes).
+pub struct DeltaTable<'a> {
+    pub database: Option<&'a str>,
+    pub table: &'a str,
+    pub location: &'a str,
+    /// The log's newest version, for the comment.
+    pub version: u64,
+}
+
+/// Athena reads a Delta table from its log: no columns or partitions are
+/// declared (Athena takes them from the log, so the table follows later
+/// commits and schema changes by itself).
+pub fn delta_table(d: &DeltaTable) -> String {
+    let name = match d.database {
+        Some(db) => format!("{}.{}", tick(db), tick(d.table)),
+        None => tick(d.table),
+    };
+    format!(
+        "-- A Delta Lake table (log version {}): Athena reads its columns and files from _delta_log/.\n\
+         CREATE EXTERNAL TABLE {name}\nLOCATION {}\nTBLPROPERTIES ('table_type'='DELTA');\n",
+        d.version,
+        lit(&format!("{}/", d.location.trim_end_matches('/')))
+    )
+}
+
+/// The Glue `TableInput` of a Delta table (as Athena's `CREATE EXTERNAL TABLE` above registers it).
+pub fn delta_glue_table_input(d: &DeltaTable) -> Value {
+    json!({
+        "Name": d.table,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"table_type": "DELTA", "EXTERNAL": "TRUE"},
+        "StorageDescriptor": {"Location": format!("{}/", d.location.trim_end_matches('/'))}
+    })
+}

@@ -137,7 +137,7 @@ pub(super) fn run(
             let write = table
                 .write(Vec::new())
                 .with_input_plan(plan_df)
-                .with_save_mode(SaveMode::ErrorIfExists)
+                .with_save_mode(if opts.overwrite { SaveMode::Overwrite } else { SaveMode::ErrorIfExists })
                 .with_partition_columns(partition_cols.clone())
                 .with_table_name(schema.table.clone().unwrap_or_else(|| "table".into()))
                 .with_commit_properties(delta::commit_properties(&state));

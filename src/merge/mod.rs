@@ -74,6 +74,26 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// One full export alone, as it is (`convert --format delta`).
+    pub fn export_alone(export: Export) -> Result<Plan> {
+        if export.summary.export_type != ExportType::FullExport {
+            return Err(Error::Usage(format!(
+                "export {} is incremental: a Delta table starts from a full export (then `dynolake merge` applies \
+                 incremental exports onto it)",
+                export.id
+            )));
+        }
+        let current_to = time(&format!("export {}", export.id), export.summary.export_time.as_deref())?;
+        Ok(Plan {
+            start: Start::Export(Box::new(export)),
+            changes: Vec::new(),
+            skipped: Vec::new(),
+            previous: None,
+            current_to,
+            finished_interrupted: Vec::new(),
+        })
+    }
+
     /// Nothing to apply onto a dataset that is already the destination.
     pub fn is_nothing_new(&self, dest: &Location) -> bool {
         self.changes.is_empty()
@@ -312,6 +332,8 @@ pub struct MergeOptions {
     pub row_group_rows: usize,
     pub worker_memory_mib: usize,
     pub spill_dir: Option<std::path::PathBuf>,
+    /// Delta only: replace a table already there (a new version of it) instead of refusing.
+    pub overwrite: bool,
 }
 
 impl Default for MergeOptions {
@@ -330,6 +352,7 @@ impl Default for MergeOptions {
             row_group_rows: 1_048_576,
             worker_memory_mib: 96,
             spill_dir: None,
+            overwrite: false,
         }
     }
 }

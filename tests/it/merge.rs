@@ -482,3 +482,37 @@ fn merge_writes_a_delta_table_then_merges_into_it() {
     assert_eq!(summary["written"], false, "{summary}");
     assert_eq!(delta_log(&dest).1, 2);
 }
+
+/// `convert --format delta` starts a Delta table from a full export alone;
+/// `merge` then applies the incremental exports onto it; `ddl` gives Athena's
+/// Delta table; converting again over it is refused unless overwriting.
+#[test]
+fn convert_to_delta_then_merge_onto_it() {
+    let mut fx = Fixture::new(300, OutputFormat::DynamodbJson);
+    let before = fx.model.clone();
+    let dest = fx.dir.path().join("delta");
+    let dest_s = dest.display().to_string();
+    let o = dynolake(&["convert", &fx.root(), &dest_s, "--format", "delta"], &[]);
+    assert_code(&o, 0);
+    let after = std::mem::replace(&mut fx.model, before);
+    assert_delta_matches_model(&fx, &dest);
+    fx.model = after;
+    let o = dynolake(&["convert", &fx.root(), &dest_s, "--format", "delta"], &[]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("already holds a Delta table"), "{}", stderr(&o));
+
+    let a = fx.changes(0.0, 1.0, 60, false);
+    fx.write((0.0, 1.0), &a, false);
+    let summary = merge(&[&fx.root(), &dest_s, "--format", "delta"]);
+    assert_eq!(summary["applied"].as_array().unwrap().len(), 1, "{summary}");
+    assert_eq!(delta_log(&dest).0["operation"], "MERGE");
+    assert_delta_matches_model(&fx, &dest);
+
+    let o = dynolake(&["ddl", &dest_s, "--location", "s3://lake/orders"], &[]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains("LOCATION 's3://lake/orders/'\nTBLPROPERTIES ('table_type'='DELTA');"),
+        "{}",
+        stdout(&o)
+    );
+}
