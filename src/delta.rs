@@ -55,8 +55,35 @@ fn delta_err(what: impl Into<String>) -> impl FnOnce(DeltaTableError) -> Error {
     move |e| Error::engine(what, e)
 }
 
+/// `s3://` tables use delta-rs's default log store on the store dynolake
+/// gives them: commits are conditional puts (`If-None-Match`, which S3 has
+/// honoured since 2024), so two writers cannot both commit one version.
+/// (The `deltalake` `s3` feature would add a second S3 client and a DynamoDB
+/// lock client; neither is needed.)
+fn register_s3() {
+    use deltalake::logstore::{LogStoreFactory, StorageConfig, default_logstore, logstore_factories};
+    struct S3Factory;
+    impl LogStoreFactory for S3Factory {
+        fn with_options(
+            &self,
+            prefixed_store: deltalake::logstore::ObjectStoreRef,
+            root_store: deltalake::logstore::ObjectStoreRef,
+            location: &Url,
+            options: &StorageConfig,
+        ) -> deltalake::DeltaResult<std::sync::Arc<dyn deltalake::logstore::LogStore>> {
+            Ok(default_logstore(prefixed_store, root_store, location, options))
+        }
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let s3 = Url::parse("s3://").expect("a URL");
+        logstore_factories().entry(s3).or_insert_with(|| std::sync::Arc::new(S3Factory));
+    });
+}
+
 /// The Delta table at `loc` on dynolake's store: `None` when there is none yet.
 pub async fn open(loc: &Location) -> Result<Option<DeltaTable>> {
+    register_s3();
     if let Some(p) = loc.local_path(&loc.prefix)
         && !p.join("_delta_log").is_dir()
     {
@@ -77,6 +104,7 @@ pub async fn open(loc: &Location) -> Result<Option<DeltaTable>> {
 
 /// A table handle for `loc` whether or not a table is there (to create one).
 pub async fn at(loc: &Location) -> Result<DeltaTable> {
+    register_s3();
     let url = table_url(loc)?;
     let mut table = DeltaTableBuilder::from_url(url.clone())
         .map_err(delta_err(format!("opening {}", loc.url)))?

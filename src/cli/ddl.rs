@@ -89,7 +89,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         match a.format {
             DdlFormat::Athena => {
                 if !location.starts_with("s3://") {
-                    print!("-- LOCATION is local: pass --location s3://… for where Athena will find the table.\n");
+                    println!("-- LOCATION is local: pass --location s3://… for where Athena will find the table.");
                 }
                 print!("{}", crate::ddl::delta_table(&d));
             }

@@ -516,3 +516,33 @@ fn convert_to_delta_then_merge_onto_it() {
         stdout(&o)
     );
 }
+
+/// Merge from S3 into S3, as Parquet and as a Delta table, through the real
+/// S3 server of the tests (the Delta log's commits are conditional puts).
+#[test]
+fn merge_from_and_to_s3() {
+    let s3 = S3Server::start();
+    let mut fx = Fixture::new(3000, OutputFormat::DynamodbJson);
+    let a = fx.changes(0.0, 1.0, 200, false);
+    fx.write((0.0, 1.0), &a, false);
+    s3.upload_dir(&fx.dir.path().join("exports"), BUCKET, "exports");
+    let src = format!("s3://{BUCKET}/exports/orders/");
+    let o = dynolake(&["merge", &src, "s3://lake/orders-pq", "--json"], &s3.env());
+    assert_code(&o, 0);
+    let o = dynolake(&["merge", &src, "s3://lake/orders-delta", "--format", "delta", "--json"], &s3.env());
+    assert_code(&o, 0);
+    assert!(s3.list("lake", "orders-delta/_delta_log").iter().any(|k| k.ends_with("00000000000000000000.json")));
+    // A second change export, merged into the S3 Delta table as one MERGE.
+    let b = fx.changes(1.0, 2.0, 100, false);
+    let id = fx.write((1.0, 2.0), &b, false);
+    s3.upload_dir(&fx.dir.path().join("exports"), BUCKET, "exports");
+    let o = dynolake(&["merge", &src, "s3://lake/orders-delta", "--format", "delta", "--json"], &s3.env());
+    assert_code(&o, 0);
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["applied"], serde_json::json!([id]), "{summary}");
+    let n = fx.model.len();
+    let q = "SELECT (SELECT count(*) FROM d) AS n, (SELECT count(DISTINCT (pk, sk)) FROM d) AS k";
+    let o = dynolake(&["sql", "d=s3://lake/orders-delta", "-e", q, "--format", "csv"], &s3.env());
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o).lines().nth(1), Some(format!("{n},{n}").as_str()), "{}", stdout(&o));
+}
