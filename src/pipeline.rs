@@ -116,8 +116,12 @@ pub fn work_order(files: &[crate::export::DataFile]) -> Vec<usize> {
 /// else old, else keys) unless `opts` asks for one image.
 pub fn lines_of(export: &Export, opts: &DecodeOptions) -> DecodeOptions {
     let mut o = DecodeOptions { syntax: Syntax::from(export.summary.output_format), ..opts.clone() };
-    if export.summary.export_type == crate::export::ExportType::IncrementalExport {
-        o.record = RecordKind::Change;
+    let kind = export.summary.export_type;
+    if kind != crate::export::ExportType::FullExport {
+        o.record = match kind {
+            crate::export::ExportType::StreamRecords => RecordKind::Stream,
+            _ => RecordKind::Change,
+        };
         if o.envelope == Envelope::Item {
             o.envelope = Envelope::Row;
         }
@@ -378,7 +382,7 @@ pub fn infer_schema_report(
     }
     let mut schema = pass.stats.schema(&run.options);
     schema.table = Some(export.table_name().to_string());
-    schema.changes = export.summary.export_type == crate::export::ExportType::IncrementalExport;
+    schema.changes = export.summary.export_type != crate::export::ExportType::FullExport;
     schema.inferred_from = Some(match run.sample {
         Some(n) => format!("sample:{n}"),
         None => "exact".into(),

@@ -101,6 +101,7 @@ fn kind(s: &ManifestSummary) -> &'static str {
     match s.export_type {
         ExportType::FullExport => "FULL",
         ExportType::IncrementalExport => "INCREMENTAL",
+        ExportType::StreamRecords => "STREAMS RECORDS",
     }
 }
 
@@ -112,6 +113,7 @@ fn when(s: &ManifestSummary) -> String {
             s.export_from_time.as_deref().unwrap_or("?"),
             s.export_to_time.as_deref().unwrap_or("?")
         ),
+        ExportType::StreamRecords => String::new(),
     }
 }
 
@@ -158,6 +160,7 @@ fn details(e: &Export, report: Option<&VerifyReport>) -> String {
     match s.export_type {
         ExportType::FullExport => rows.push(("Export time", when(s))),
         ExportType::IncrementalExport => rows.push(("Window", when(s))),
+        ExportType::StreamRecords => {}
     }
     rows.push(("Items", s.item_count.to_string()));
     rows.push(("Files", format!("{} ({empty} empty)", e.files.len())));

@@ -16,6 +16,9 @@ pub enum ExportType {
     #[default]
     FullExport,
     IncrementalExport,
+    /// Not AWS's: a folder of DynamoDB Streams records (JSON Lines, as a
+    /// Lambda receives them) read like an export (see [`super::open_stream_records`]).
+    StreamRecords,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

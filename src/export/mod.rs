@@ -80,6 +80,77 @@ impl Export {
     }
 }
 
+/// Whether a file name is one of a Streams-record folder's data files.
+pub fn is_stream_records_file(name: &str) -> bool {
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    [".json", ".jsonl", ".ndjson"].iter().any(|e| name.ends_with(e))
+}
+
+/// A folder (or prefix) of DynamoDB Streams records — JSON Lines, one record
+/// per line as a Lambda receives it, gzipped (`.gz`) or not — read as an
+/// export without a manifest: every `*.json[l]`/`*.ndjson` file below it, in
+/// key order. There is no checksum or count to verify them against.
+pub async fn open_stream_records(loc: &Location) -> Result<Export> {
+    let listed: Vec<object_store::ObjectMeta> = loc
+        .store
+        .list(Some(&loc.prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(format!("listing {}", loc.url), e))?;
+    let mut files: Vec<DataFile> = listed
+        .into_iter()
+        .filter(|m| m.location.filename().is_some_and(is_stream_records_file))
+        .filter(|m| !m.location.parts().any(|p| p.as_ref().starts_with('_')))
+        .map(|m| DataFile {
+            entry: DataFileEntry {
+                item_count: 0,
+                md5_checksum: String::new(),
+                etag: None,
+                data_file_s3_key: m.location.to_string(),
+            },
+            path: m.location,
+            size: Some(m.size),
+        })
+        .collect();
+    if files.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no DynamoDB export and no Streams records (*.json, *.jsonl, *.ndjson, gzipped or not) at {}",
+            loc.url
+        )));
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let name = loc.file_name().unwrap_or("streams").to_string();
+    let summary = ManifestSummary {
+        version: "dynolake-stream-records".into(),
+        export_arn: loc.url.clone(),
+        start_time: None,
+        end_time: None,
+        table_arn: String::new(),
+        table_id: None,
+        export_time: None,
+        export_from_time: None,
+        export_to_time: None,
+        s3_bucket: None,
+        s3_prefix: None,
+        s3_sse_algorithm: None,
+        s3_sse_kms_key_id: None,
+        manifest_files_s3_key: String::new(),
+        billed_size_bytes: None,
+        item_count: 0,
+        output_format: OutputFormat::DynamodbJson,
+        export_type: ExportType::StreamRecords,
+        output_view: None,
+    };
+    Ok(Export {
+        id: name,
+        location: loc.clone(),
+        dir: loc.prefix.clone(),
+        summary,
+        files,
+        manifest_problems: Vec::new(),
+    })
+}
+
 const SUMMARY: &str = "manifest-summary.json";
 const AWS_DIR: &str = "AWSDynamoDB";
 
@@ -151,7 +222,15 @@ pub fn choose(exports: &[ExportInfo], export_id: Option<&str>) -> Result<ExportI
 
 /// Find, choose and open an export in one go.
 pub async fn open_at(loc: &Location, export_id: Option<&str>) -> Result<Export> {
-    let exports = discover(loc).await?;
+    let exports = match discover(loc).await {
+        Err(Error::NotFound(m)) if export_id.is_none() => {
+            return open_stream_records(loc).await.map_err(|e| match e {
+                Error::NotFound(_) => Error::NotFound(m),
+                e => e,
+            });
+        }
+        r => r?,
+    };
     let info = choose(&exports, export_id)?;
     open(loc, &info).await
 }

@@ -10,8 +10,8 @@ use std::time::Instant;
 use deltalake::protocol::SaveMode;
 
 use super::{
-    MergeOptions, MergeSummary, Plan, Start, columns, exact_merged_schema, iso, key_attributes, merged_query,
-    merged_schema, q, register_base, register_changes,
+    MergeOptions, MergeSummary, ORDER, Plan, Start, advance_for_streams, columns, exact_merged_schema, iso,
+    key_attributes, merged_query, merged_schema, q, register_base, register_changes,
 };
 use crate::convert::{SpillReport, peak_memory, source_info};
 use crate::delta::{self, TableState};
@@ -34,7 +34,7 @@ pub(super) async fn previous_state(dest: &Location) -> Result<Option<TableState>
 }
 
 pub(super) fn run(
-    plan: Plan,
+    mut plan: Plan,
     dest: &Location,
     opts: &MergeOptions,
     rt: &tokio::runtime::Runtime,
@@ -70,6 +70,9 @@ pub(super) fn run(
         Start::Dataset { record, .. } => record.source.clone(),
         Start::Delta { state, .. } => state.source.clone(),
     };
+    let ctx = crate::sql::session(opts.jobs);
+    let unions = register_changes(&ctx, &plan, &schema, opts.jobs)?;
+    advance_for_streams(&ctx, rt, &mut plan, &unions)?;
     let mut applied = match &plan.start {
         Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.applied.clone()).unwrap_or_default(),
         Start::Delta { state, .. } => state.merge.applied.clone(),
@@ -87,8 +90,6 @@ pub(super) fn run(
         schema: serde_json::from_str(&schema.to_file_string()).expect("schema is JSON"),
     };
 
-    let ctx = crate::sql::session(opts.jobs);
-    let unions = register_changes(&ctx, &plan, &schema, opts.jobs)?;
     let change_records: u64 = plan.changes.iter().map(|e| e.summary.item_count).sum();
     let table = rt.block_on(delta::at(dest))?;
     let (table, files_written) = match &plan.start {
@@ -98,7 +99,7 @@ pub(super) fn run(
             let keys: Vec<String> = key_cols.iter().map(|c| q(c)).collect();
             let sql = format!(
                 "WITH changes AS ({}), \
-                 ranked AS (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY _write_time DESC NULLS LAST, _export DESC) AS _rank FROM changes) \
+                 ranked AS (SELECT *, row_number() OVER (PARTITION BY {} {ORDER}) AS _rank FROM changes) \
                  SELECT {cols}, _op FROM ranked WHERE _rank = 1",
                 unions.join(" UNION ALL "),
                 keys.join(", ")

@@ -71,6 +71,8 @@ pub struct Plan {
     pub current_to: DateTime<Utc>,
     /// Runs whose interrupted commit was finished before planning.
     pub finished_interrupted: Vec<String>,
+    /// Streams records written before this time are left out (the state already holds them, or newer).
+    pub streams_from: DateTime<Utc>,
 }
 
 impl Plan {
@@ -90,6 +92,7 @@ impl Plan {
             skipped: Vec::new(),
             previous: None,
             current_to,
+            streams_from: current_to,
             finished_interrupted: Vec::new(),
         })
     }
@@ -183,10 +186,13 @@ pub async fn plan(base: &Location, changes: &[Location], dest: &Location, format
             )));
         }
     }
+    let mut streams = Vec::new();
     for loc in changes {
         let found = exports_at(loc).await?;
         if found.is_empty() {
-            return Err(Error::NotFound(format!("no DynamoDB export at {}", loc.url)));
+            // A folder of Streams records (no manifest, no window).
+            streams.push(export::open_stream_records(loc).await?);
+            continue;
         }
         for e in found {
             if e.summary.as_ref().is_some_and(|s| s.export_type == ExportType::IncrementalExport) {
@@ -262,6 +268,8 @@ pub async fn plan(base: &Location, changes: &[Location], dest: &Location, format
         },
     };
 
+    // Streams records older than the state's time are left out (the state holds them, or newer).
+    let streams_from = current_to;
     // The chain: window order; left out what is held already; no gaps.
     let mut seen = BTreeSet::new();
     let mut windows = Vec::new();
@@ -304,11 +312,12 @@ pub async fn plan(base: &Location, changes: &[Location], dest: &Location, format
         chosen.push((loc, info));
         current_to = current_to.max(to);
     }
-    let mut opened = Vec::with_capacity(chosen.len());
+    let mut opened = Vec::with_capacity(chosen.len() + streams.len());
     for (loc, info) in chosen {
         opened.push(export::open(&loc, &info).await?);
     }
-    Ok(Plan { start, changes: opened, skipped, previous, current_to, finished_interrupted })
+    opened.extend(streams);
+    Ok(Plan { start, changes: opened, skipped, previous, current_to, streams_from, finished_interrupted })
 }
 
 /// How to merge.
@@ -382,7 +391,7 @@ pub struct MergeSummary {
 }
 
 /// Merge along `plan` into `dest`, holding its lease.
-pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<MergeSummary> {
+pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<MergeSummary> {
     let started = Instant::now();
     parse_compression(&opts.compression)?;
     let base_desc = match &plan.start {
@@ -461,6 +470,7 @@ pub fn run(plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::runtime
         let gathered = Arc::new(Gathered::default());
         register_base(&ctx, &plan.start, &schema, opts.jobs, rt, check.is_some().then_some(&gathered))?;
         let unions = register_changes(&ctx, &plan, &schema, opts.jobs)?;
+        advance_for_streams(&ctx, rt, &mut plan, &unions)?;
         let sql = merged_query(&ctx, rt, &schema, &unions, &key_cols)?;
         let change_records: u64 = plan.changes.iter().map(|e| e.summary.item_count).sum();
 
@@ -626,10 +636,57 @@ fn register_changes(
         let name = format!("changes_{i}");
         let table = ExportTable::new(e.clone(), change_schema.clone(), jobs);
         ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering changes", e))?;
-        unions.push(format!("SELECT *, {i} AS _export FROM {name}"));
+        unions.push(match e.summary.export_type {
+            ExportType::StreamRecords => format!(
+                "SELECT *, {i} AS _export FROM {name} WHERE _write_time >= TIMESTAMP '{}'",
+                iso(plan.streams_from)
+            ),
+            _ => format!("SELECT *, {i} AS _export FROM {name}"),
+        });
     }
     Ok(unions)
 }
+
+/// With Streams records among the changes, the state becomes current to
+/// the newest record applied (they have no window to say more).
+fn advance_for_streams(
+    ctx: &datafusion::prelude::SessionContext,
+    rt: &tokio::runtime::Runtime,
+    plan: &mut Plan,
+    unions: &[String],
+) -> Result<()> {
+    let streams: Vec<&String> = plan
+        .changes
+        .iter()
+        .zip(unions)
+        .filter(|(e, _)| e.summary.export_type == ExportType::StreamRecords)
+        .map(|(_, u)| u)
+        .collect();
+    if streams.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT max(_write_time) FROM ({})",
+        streams.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" UNION ALL ")
+    );
+    let batches = rt
+        .block_on(async { ctx.sql(&sql).await?.collect().await })
+        .map_err(|e| Error::engine("reading the Streams records' times", e))?;
+    use arrow::array::{Array, AsArray};
+    let col = batches[0].column(0).as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+    if col.is_valid(0)
+        && let Some(t) = DateTime::from_timestamp_micros(col.value(0))
+    {
+        plan.current_to = plan.current_to.max(t);
+    }
+    Ok(())
+}
+
+/// The order of a key's changes, latest first: write time, then a Streams
+/// record's sequence number (digits, compared as integers: the longer is the
+/// larger), then the later export.
+pub(crate) const ORDER: &str = "ORDER BY _write_time DESC NULLS LAST, length(_sequence) DESC NULLS LAST, \
+                                _sequence DESC NULLS LAST, _export DESC";
 
 /// `"name"`, for DataFusion SQL.
 fn q(c: &str) -> String {
@@ -648,7 +705,7 @@ fn latest_changes(unions: &[String], key_cols: &[String]) -> String {
     let keys: Vec<String> = key_cols.iter().map(|c| q(c)).collect();
     format!(
         "WITH changes AS ({}), \
-         ranked AS (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY _write_time DESC NULLS LAST, _export DESC) AS _rank FROM changes) \
+         ranked AS (SELECT *, row_number() OVER (PARTITION BY {} {ORDER}) AS _rank FROM changes) \
          SELECT * FROM ranked WHERE _rank = 1",
         unions.join(" UNION ALL "),
         keys.join(", ")
@@ -673,7 +730,7 @@ fn merged_query(
     let eq = |a: &str, b: &str| -> String {
         key_cols.iter().map(|c| format!("{a}.{0} = {b}.{0}", q(c))).collect::<Vec<_>>().join(" AND ")
     };
-    let order = "ORDER BY _write_time DESC NULLS LAST, _export DESC";
+    let order = ORDER;
     let changes = format!("changes AS ({})", unions.join(" UNION ALL "));
     // Ranking only keys and times keeps the wide rows out of the sort: the
     // winners are picked by (key, time, export), which is one change unless

@@ -104,10 +104,36 @@ pub struct FileFacts {
     pub md5_base64: String,
 }
 
+type Raw = io::BufReader<Hashing<Box<dyn Read + Send>>>;
+
+/// The bytes of a data file: gzip (every export), or as stored (Streams records).
+enum Source {
+    /// Gzip, not started yet (the decoder reads the header when it starts).
+    Lazy(Raw),
+    /// Boxed: the decoder's state is large, and a file is read in big chunks.
+    Gzip(Box<MultiGzDecoder<Raw>>),
+    Plain(Raw),
+    Taken,
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Source::Lazy(_) = self {
+            let Source::Lazy(raw) = std::mem::replace(self, Source::Taken) else { unreachable!() };
+            *self = Source::Gzip(Box::new(MultiGzDecoder::new(raw)));
+        }
+        match self {
+            Source::Gzip(g) => g.read(buf),
+            Source::Plain(r) => r.read(buf),
+            Source::Lazy(_) | Source::Taken => unreachable!("started above"),
+        }
+    }
+}
+
 /// A data file opened for streaming: `next_chunk` yields decompressed bytes.
 /// Every gzip member is read (AWS may write several).
 pub struct DataStream {
-    gz: MultiGzDecoder<io::BufReader<Hashing<Box<dyn Read + Send>>>>,
+    gz: Source,
     name: String,
     uncompressed: u64,
     newlines: u64,
@@ -117,13 +143,24 @@ pub struct DataStream {
 impl DataStream {
     pub fn open(export: &Export, file: &DataFile, rt: &tokio::runtime::Handle) -> Result<DataStream> {
         let raw = open_compressed(export, file, rt)?;
-        Ok(Self::from_reader(raw, export.display(file)))
+        let mut s = Self::from_reader(raw, export.display(file));
+        // Streams records may be stored plain; export data files are always gzip.
+        // (Decided before any byte is read: a gzip decoder reads the header as it starts.)
+        if export.summary.export_type == crate::export::ExportType::StreamRecords
+            && !file.path.as_ref().ends_with(".gz")
+        {
+            let Source::Lazy(raw) = std::mem::replace(&mut s.gz, Source::Taken) else {
+                unreachable!("nothing was read yet")
+            };
+            s.gz = Source::Plain(raw);
+        }
+        Ok(s)
     }
 
     pub fn from_reader(raw: Box<dyn Read + Send>, name: String) -> DataStream {
         let hashing = Hashing { inner: raw, md5: Md5::new(), bytes: 0 };
         DataStream {
-            gz: MultiGzDecoder::new(io::BufReader::with_capacity(CHUNK, hashing)),
+            gz: Source::Lazy(io::BufReader::with_capacity(CHUNK, hashing)),
             name,
             uncompressed: 0,
             newlines: 0,
@@ -160,7 +197,11 @@ impl DataStream {
     /// Call after `next_chunk` returned 0: drains any trailing compressed bytes
     /// into the hash and reports what was read.
     pub fn finish(self) -> Result<FileFacts> {
-        let mut reader = self.gz.into_inner();
+        let mut reader = match self.gz {
+            Source::Gzip(gz) => gz.into_inner(),
+            Source::Plain(r) | Source::Lazy(r) => r,
+            Source::Taken => unreachable!("never left taken"),
+        };
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest).map_err(|e| Error::Verify(format!("{}: read failed: {e}", self.name)))?;
         let hashing = reader.into_inner();
@@ -178,13 +219,14 @@ impl DataStream {
 pub fn check_facts(export: &Export, file: &DataFile, facts: &FileFacts) -> Vec<String> {
     let name = export.display(file);
     let mut problems = Vec::new();
-    if facts.md5_base64 != file.entry.md5_checksum {
+    let manifest = export.summary.export_type != crate::export::ExportType::StreamRecords;
+    if manifest && facts.md5_base64 != file.entry.md5_checksum {
         problems.push(format!(
             "{name}: MD5 mismatch: manifest says {}, the file has {}",
             file.entry.md5_checksum, facts.md5_base64
         ));
     }
-    if facts.lines != file.entry.item_count {
+    if manifest && facts.lines != file.entry.item_count {
         problems.push(format!(
             "{name}: item count mismatch: manifest says {}, the file has {} lines",
             file.entry.item_count, facts.lines

@@ -262,6 +262,8 @@ impl ExecutionPlan for ExportExec {
             Some(p) => files.iter().skip(p).step_by(self.partitions).map(|f| f.entry.item_count).sum(),
         };
         let rows = match self.limit {
+            // Streams records have no manifest to count them.
+            _ if self.export.summary.export_type == crate::export::ExportType::StreamRecords => Precision::Absent,
             Some(l) => Precision::Inexact((rows as usize).min(l)),
             None => Precision::Exact(rows as usize),
         };

@@ -88,11 +88,21 @@ pub fn register(
         let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|e| Error::Usage(e.to_string()))?;
         ctx.register_object_store(&url, loc.store.clone());
     }
-    // A raw export?
-    match rt.block_on(export::discover(&loc)) {
+    // A raw export, or a folder of Streams records?
+    let raw = match rt.block_on(export::discover(&loc)) {
         Ok(found) => {
             let info = export::choose(&found, opts.export_id.as_deref())?;
-            let ex = rt.block_on(export::open(&loc, &info))?;
+            Ok(rt.block_on(export::open(&loc, &info))?)
+        }
+        Err(Error::NotFound(m)) => match rt.block_on(export::open_stream_records(&loc)) {
+            Ok(ex) => Ok(ex),
+            Err(Error::NotFound(_)) => Err(Error::NotFound(m)),
+            Err(e) => return Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match raw {
+        Ok(ex) => {
             if let Some(p) = ex.manifest_problems.first() {
                 return Err(Error::Verify(p.clone()));
             }

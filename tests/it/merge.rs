@@ -546,3 +546,104 @@ fn merge_from_and_to_s3() {
     assert_code(&o, 0);
     assert_eq!(stdout(&o).lines().nth(1), Some(format!("{n},{n}").as_str()), "{}", stdout(&o));
 }
+
+/// A DynamoDB Streams record as a Lambda receives it.
+fn stream_record(
+    seconds: i64,
+    seq: &str,
+    keys_img: &Item,
+    old: Option<&Item>,
+    new: Option<&Item>,
+    ttl: bool,
+) -> String {
+    let img = |it: &Item| {
+        let mut s = String::new();
+        dynolake::ddb::value::write_item(it, &mut s);
+        s
+    };
+    let event = match (old, new) {
+        (_, None) => "REMOVE",
+        (None, Some(_)) => "INSERT",
+        _ => "MODIFY",
+    };
+    let mut d = format!("\"ApproximateCreationDateTime\":{seconds},\"Keys\":{}", img(keys_img));
+    if let Some(n) = new {
+        d.push_str(&format!(",\"NewImage\":{}", img(n)));
+    }
+    if let Some(o) = old {
+        d.push_str(&format!(",\"OldImage\":{}", img(o)));
+    }
+    d.push_str(&format!(",\"SequenceNumber\":\"{seq}\",\"SizeBytes\":100,\"StreamViewType\":\"NEW_AND_OLD_IMAGES\""));
+    let who =
+        if ttl { ",\"userIdentity\":{\"type\":\"Service\",\"principalId\":\"dynamodb.amazonaws.com\"}" } else { "" };
+    format!(
+        "{{\"eventID\":\"{seq}\",\"eventName\":\"{event}\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"us-east-1\",\"dynamodb\":{{{d}}}{who}}}\n"
+    )
+}
+
+/// Streams records (a folder of JSON Lines, gzipped or not) as changes: read
+/// as a change table by `sql`, and applied by `merge` after the export chain,
+/// ordered within a second by sequence numbers compared as integers.
+#[test]
+fn merge_applies_streams_records_after_the_chain() {
+    use std::io::Write;
+    let mut fx = Fixture::new(200, OutputFormat::DynamodbJson);
+    let a = fx.changes(0.0, 1.0, 40, false);
+    fx.write((0.0, 1.0), &a, false);
+    // Records in the hour after the export's window; two changes of one key in one second, where
+    // the later has the numerically larger but lexically smaller sequence number.
+    let t = (fx.t0 + HOUR) / 1000 + 60;
+    let keys_of: Vec<Key> = fx.model.keys().take(5).cloned().collect();
+    let mut lines = Vec::new();
+    let mut r = Rng::new(99);
+    let k0 = keys_of[0].clone();
+    let old = fx.model[&k0].clone();
+    let mid = make(&k0, 111, &mut r);
+    let last = make(&k0, 222, &mut r);
+    lines.push(stream_record(t, "99999999999999999999999", &keys(&k0), Some(&old), Some(&mid), false));
+    lines.push(stream_record(t, "100000000000000000000000", &keys(&k0), Some(&mid), Some(&last), false));
+    fx.model.insert(k0, last);
+    // A TTL removal, an insert, a modify.
+    let k1 = keys_of[1].clone();
+    lines.push(stream_record(t + 5, "100000000000000000000100", &keys(&k1), Some(&fx.model[&k1].clone()), None, true));
+    fx.model.remove(&k1);
+    let kn: Key = ("s-new".into(), 1);
+    let new = make(&kn, 5, &mut r);
+    lines.push(stream_record(t + 6, "100000000000000000000200", &keys(&kn), None, Some(&new), false));
+    fx.model.insert(kn, new);
+    let k2 = keys_of[2].clone();
+    let changed = make(&k2, 333, &mut r);
+    lines.push(stream_record(
+        t + 7,
+        "100000000000000000000300",
+        &keys(&k2),
+        Some(&fx.model[&k2].clone()),
+        Some(&changed),
+        false,
+    ));
+    fx.model.insert(k2, changed);
+    let folder = fx.dir.path().join("streams");
+    std::fs::create_dir_all(folder.join("2024/06/01")).unwrap();
+    // Shuffled over a plain file and a gzipped one.
+    std::fs::write(folder.join("2024/06/01/b.jsonl"), [lines[1].clone(), lines[3].clone()].concat()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all([lines[4].clone(), lines[0].clone(), lines[2].clone()].concat().as_bytes()).unwrap();
+    std::fs::write(folder.join("2024/06/01/a.json.gz"), gz.finish().unwrap()).unwrap();
+
+    let streams = folder.display().to_string();
+    let q = "SELECT _op, _sequence, _ttl_delete FROM s ORDER BY length(_sequence), _sequence";
+    let o = dynolake(&["sql", &format!("s={streams}"), "-e", q, "--format", "csv"], &[]);
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5, "{out}");
+    assert!(rows[0].starts_with("modify,99999999999999999999999,false"), "{out}");
+    assert!(rows[2].starts_with("remove,100000000000000000000100,true"), "{out}");
+
+    let dest = fx.dir.path().join("lake");
+    let summary = merge(&[&fx.root(), &streams, &dest.display().to_string()]);
+    assert_eq!(summary["applied"].as_array().unwrap().len(), 2, "{summary}");
+    let to = chrono::DateTime::from_timestamp(t + 7, 0).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    assert_eq!(summary["current_to"], to, "current to the newest record");
+    assert_matches_model(&fx, &dest);
+}

@@ -94,6 +94,9 @@ fn streams_records_give_their_event_time_sequence_and_ttl_deletes() {
         r#"{"eventName":"REMOVE","dynamodb":{"ApproximateCreationDateTime":1700000003,"Keys":{"pk":{"S":"b"}},"SequenceNumber":"311111111111111111111111111114"}}"#,
     ];
     let data = lines.join("\n");
+    // The change table's row: the new image, else the old one, else the keys.
+    let (rows, _) = changes(data.as_bytes(), Syntax::Json, RecordKind::Stream, Envelope::Row);
+    assert_eq!(rows.num_rows(), 4);
     let (b, c) = changes(data.as_bytes(), Syntax::Json, RecordKind::Stream, Envelope::NewImage);
     assert_eq!(c.iter().map(|c| c.op).collect::<Vec<_>>(), [Op::Insert, Op::Modify, Op::Remove, Op::Remove]);
     assert_eq!(
