@@ -58,6 +58,14 @@ pub struct Args {
     /// Raw export, --ctas: partition columns, as for convert
     #[arg(long = "partition-by", short = 'p')]
     partition_by: Vec<String>,
+    /// A prefix with a full export and its incremental exports: print the Athena statements that keep an
+    /// Iceberg table at this S3 location current inside Athena (CREATE TABLE from the full export, then one
+    /// MERGE INTO per incremental export, reading only its manifest-listed files)
+    #[arg(long, value_name = "S3_LOCATION")]
+    merge_into: Option<String>,
+    /// --merge-into: the key attributes, comma-separated (default: those the change records' Keys name)
+    #[arg(long, value_delimiter = ',')]
+    key: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,6 +154,9 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         )
         .into());
     }
+    if let Some(iceberg) = &a.merge_into {
+        return merge_into(&a, &loc, iceberg, rt);
+    }
     let ex = rt.block_on(export::open_at(&loc, a.source.export_id.as_deref()))?;
     if ex.summary.export_type != export::ExportType::FullExport {
         return Err(Error::Usage(format!(
@@ -223,4 +234,79 @@ fn distinct_partitions(
     }
     out.sort();
     Ok(out)
+}
+
+/// `--merge-into`: the chain under the prefix (checked as `merge` checks it),
+/// and the Athena statements that apply it to an Iceberg table.
+fn merge_into(a: &Args, loc: &Location, iceberg: &str, rt: &tokio::runtime::Runtime) -> CliResult {
+    use crate::merge::{self, MergeOptions, Start};
+    // No destination holds a state: the chain starts at the newest full export.
+    let nowhere = tempfile::tempdir().map_err(|e| Error::io("a temporary folder", e))?;
+    let none = Location::local(nowhere.path().to_path_buf())?;
+    let plan = rt.block_on(merge::plan(loc, &[], &none, crate::write::files::Format::Parquet))?;
+    let Start::Export(full) = &plan.start else { unreachable!("no dataset at an empty destination") };
+    if full.summary.output_format == export::OutputFormat::Ion {
+        return Err(Error::Usage("--merge-into writes statements for DYNAMODB_JSON exports only".into()).into());
+    }
+    let opts = MergeOptions {
+        key: a.key.clone(),
+        schema: a.decode.schema.as_deref().map(Schema::load).transpose()?,
+        infer: a.decode.infer_options(),
+        jobs: a.source.jobs(),
+        ..Default::default()
+    };
+    let key = merge::key_attributes(&plan, &opts, rt)?;
+    let schema = match &opts.schema {
+        Some(s) => s.clone(),
+        None => merge::exact_merged_schema(&plan, &opts, rt)?,
+    };
+    if let Some(k) = key.iter().find(|k| !schema.fields.iter().any(|f| &f.attribute == *k)) {
+        return Err(Error::Usage(format!("key attribute `{k}` is in no item of the exports")).into());
+    }
+    let bucket_uri = |e: &export::Export, key: &str| -> crate::Result<String> {
+        let bucket = e.summary.s3_bucket.as_deref().ok_or_else(|| {
+            Error::Usage(format!("export {}: its manifest names no s3Bucket, so its S3 paths are unknown", e.id))
+        })?;
+        Ok(format!("s3://{bucket}/{key}"))
+    };
+    let mut exports = Vec::new();
+    for e in &plan.changes {
+        let files =
+            e.files.iter().map(|f| bucket_uri(e, &f.entry.data_file_s3_key)).collect::<crate::Result<Vec<_>>>()?;
+        let window = format!(
+            "{} .. {}",
+            e.summary.export_from_time.as_deref().unwrap_or("?"),
+            e.summary.export_to_time.as_deref().unwrap_or("?")
+        );
+        exports.push((e.id.clone(), window, files));
+    }
+    let prefix = full.summary.s3_prefix.as_deref().map(|p| format!("{}/", p.trim_matches('/'))).unwrap_or_default();
+    let changes_location = bucket_uri(full, &format!("{prefix}AWSDynamoDB/data/"))?;
+    let base = safe_name(full.table_name());
+    let table = format!("{base}_raw");
+    let data_location = a.location.clone().unwrap_or_else(|| url_of(loc, &full.dir.clone().join("data")));
+    let iceberg_table = a.table.clone().unwrap_or_else(|| format!("{base}_current"));
+    let changes_table = format!("{base}_changes_raw");
+    let m = crate::ddl::raw::MergeInto {
+        full: RawSource {
+            database: a.database.as_deref(),
+            table: &table,
+            data_location: &data_location,
+            export_id: &full.id,
+            schema: &schema,
+            ion: false,
+        },
+        view: &base,
+        iceberg_table: &iceberg_table,
+        iceberg_location: iceberg,
+        changes_table: &changes_table,
+        changes_location: &changes_location,
+        key: &key,
+        exports,
+    };
+    for s in &plan.skipped {
+        eprintln!("left out {s}");
+    }
+    print!("{}", crate::ddl::raw::merge_into(&m));
+    Ok(ExitCode::SUCCESS)
 }

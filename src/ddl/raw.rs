@@ -29,8 +29,13 @@ fn legal(s: &str) -> bool {
 
 impl RawNames {
     pub fn new(schema: &Schema) -> RawNames {
-        let mut keys: Vec<String> =
-            ["Item", "S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"].map(String::from).to_vec();
+        RawNames::with_members(schema, &["Item"])
+    }
+
+    /// Names for a table whose lines hold `members` (`Item`; or `Metadata`, `Keys`, … for changes).
+    pub fn with_members(schema: &Schema, members: &[&str]) -> RawNames {
+        let mut keys: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+        keys.extend(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"].map(String::from));
         fn collect(fields: &[Field], keys: &mut Vec<String>) {
             for f in fields {
                 keys.push(f.attribute.clone());
@@ -513,4 +518,121 @@ pub fn count_by_first(values: &[Vec<Option<String>>]) -> BTreeMap<Option<String>
         *m.entry(v.first().cloned().flatten()).or_default() += 1;
     }
     m
+}
+
+/// What `ddl --merge-into` needs: the full export's raw table and view (see
+/// [`raw_table`]), the Iceberg table, and each incremental export's files.
+pub struct MergeInto<'a> {
+    pub full: RawSource<'a>,
+    /// The clean view over the full export.
+    pub view: &'a str,
+    pub iceberg_table: &'a str,
+    pub iceberg_location: &'a str,
+    /// The raw table over the shared `AWSDynamoDB/data/` folder.
+    pub changes_table: &'a str,
+    pub changes_location: &'a str,
+    /// Key attributes (DynamoDB names), in the schema.
+    pub key: &'a [String],
+    /// Each incremental export in window order: its id, window, and data files as `s3://` URIs.
+    pub exports: Vec<(String, String, Vec<String>)>,
+}
+
+/// Athena statements that keep an Iceberg table current inside Athena: the
+/// table created from the full export, then per incremental export one
+/// `MERGE INTO` from the raw change table restricted to that export's
+/// manifest-listed files (`"$path" IN (…)`): the latest change per key
+/// (write time) deletes, updates or inserts. Same columns and types as `convert`.
+pub fn merge_into(m: &MergeInto) -> String {
+    let schema = m.full.schema;
+    let db = m.full.database;
+    let mut out = String::from("-- 1. The full export: its raw table and a view with the columns convert writes.\n");
+    out.push_str(&raw_table(&m.full));
+    out.push('\n');
+    out.push_str(&raw_view(&m.full, m.view));
+    let iceberg = qualified(db, m.iceberg_table, dq);
+    let cols: Vec<String> = schema.fields.iter().map(|f| dq(&f.column)).collect();
+    let defs: Vec<String> =
+        schema.fields.iter().map(|f| format!("  {} {}", tick(&f.column), super::athena_type(&f.ty))).collect();
+    out.push_str(&format!(
+        "\n-- 2. The Iceberg table, filled from the full export.\nCREATE TABLE {} (\n{}\n)\nLOCATION {}\nTBLPROPERTIES ('table_type'='ICEBERG');\n\nINSERT INTO {iceberg}\nSELECT {} FROM {};\n",
+        qualified(db, m.iceberg_table, tick),
+        defs.join(",\n"),
+        lit(&format!("{}/", m.iceberg_location.trim_end_matches('/'))),
+        cols.join(", "),
+        qualified(db, m.view, dq),
+    ));
+    if m.exports.is_empty() {
+        return out;
+    }
+    // The change records: one table over the shared data folder.
+    let n = RawNames::with_members(schema, &["Metadata", "WriteTimestampMicros", "Keys", "NewImage", "OldImage"]);
+    let image: Vec<String> = schema
+        .fields
+        .iter()
+        .map(|f| format!("{}:{}", tick(n.hive(&f.attribute)), raw_type(Some(f), &f.ty, &n)))
+        .collect();
+    let key_fields: Vec<&Field> =
+        m.key.iter().filter_map(|k| schema.fields.iter().find(|f| &f.attribute == k)).collect();
+    let keys: Vec<String> =
+        key_fields.iter().map(|f| format!("{}:{}", tick(n.hive(&f.attribute)), raw_type(Some(f), &f.ty, &n))).collect();
+    let image = format!("struct<{}>", image.join(","));
+    out.push_str(&format!(
+        "\n-- 3. The change records of the incremental exports: their data folder is shared, so each MERGE\n--    below reads only the files its export's manifest lists.\nCREATE EXTERNAL TABLE IF NOT EXISTS {} (\n  {} struct<{}:struct<{}:string>>,\n  {} struct<{}>,\n  {} {image},\n  {} {image}\n)\nROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n",
+        qualified(db, m.changes_table, tick),
+        tick(n.hive("Metadata")),
+        tick(n.hive("WriteTimestampMicros")),
+        tick(n.hive("N")),
+        tick(n.hive("Keys")),
+        keys.join(","),
+        tick(n.hive("NewImage")),
+        tick(n.hive("OldImage")),
+    ));
+    if n.mapping {
+        let mut props = vec![("case.insensitive".to_string(), "false".to_string())];
+        props.extend(n.mappings());
+        let props: Vec<String> = props.iter().map(|(k, v)| format!("  {}={}", lit(k), lit(v))).collect();
+        out.push_str(&format!("WITH SERDEPROPERTIES (\n{}\n)\n", props.join(",\n")));
+    }
+    out.push_str(&format!(
+        "LOCATION {}\nTBLPROPERTIES ('classification'='json', 'compressionType'='gzip');\n",
+        lit(&format!("{}/", m.changes_location.trim_end_matches('/')))
+    ));
+    // The MERGE of one export.
+    let new = dq(n.hive("NewImage"));
+    let keys_img = dq(n.hive("Keys"));
+    let unwrap = |f: &Field, img: &str| {
+        let base = format!("{img}.{}", dq(n.hive(&f.attribute)));
+        unwrap_expr(&f.ty, &base, &descriptors(Some(f), &f.ty), &n, 0)
+    };
+    let selected: Vec<String> =
+        schema.fields.iter().map(|f| format!("{} AS {}", unwrap(f, &new), dq(&f.column))).collect();
+    let key_exprs: Vec<String> = key_fields.iter().map(|f| unwrap(f, &keys_img)).collect();
+    let key_cols: Vec<String> = key_fields.iter().map(|f| dq(&format!("_key_{}", f.column))).collect();
+    let time = format!(
+        "CAST({}.{}.{} AS bigint)",
+        dq(n.hive("Metadata")),
+        dq(n.hive("WriteTimestampMicros")),
+        dq(n.hive("N"))
+    );
+    let on: Vec<String> =
+        key_fields.iter().zip(&key_cols).map(|(f, k)| format!("t.{} = s.{k}", dq(&f.column))).collect();
+    let sets: Vec<String> = cols.iter().map(|c| format!("{c} = s.{c}")).collect();
+    let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+    for (i, (id, window, files)) in m.exports.iter().enumerate() {
+        let paths: Vec<String> = files.iter().map(|f| lit(f)).collect();
+        out.push_str(&format!(
+            "\n-- {}. Incremental export {id} ({window}), in window order: the latest change per key.\nMERGE INTO {iceberg} t\nUSING (\n  SELECT {},\n    {} AS \"_removed\"\n  FROM (\n    SELECT *, row_number() OVER (PARTITION BY {} ORDER BY {time} DESC) AS \"_rank\"\n    FROM {}\n    WHERE \"$path\" IN ({})\n  )\n  WHERE \"_rank\" = 1\n) s\nON {}\nWHEN MATCHED AND s.\"_removed\" THEN DELETE\nWHEN MATCHED THEN UPDATE SET {}\nWHEN NOT MATCHED AND NOT s.\"_removed\" THEN INSERT ({}) VALUES ({});\n",
+            i + 4,
+            selected.iter().chain(key_exprs.iter().zip(&key_cols).map(|(e, k)| format!("{e} AS {k}")).collect::<Vec<_>>().iter()).cloned().collect::<Vec<_>>().join(",\n    "),
+            format!("{new} IS NULL"),
+            key_exprs.join(", "),
+            qualified(db, m.changes_table, dq),
+            paths.join(", "),
+            on.join(" AND "),
+            sets.join(", "),
+            cols.join(", "),
+            values.join(", "),
+        ));
+    }
+    out
 }

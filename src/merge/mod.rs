@@ -788,7 +788,7 @@ fn metadata(source: &SourceInfo, schema: &Schema) -> Vec<parquet::file::metadata
 }
 
 /// `--key`, else the destination's record, else the attributes the change records' `Keys` name.
-fn key_attributes(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<Vec<String>> {
+pub fn key_attributes(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<Vec<String>> {
     if let Some(k) = &opts.key {
         return Ok(k.clone());
     }
@@ -877,7 +877,7 @@ fn changes_stats(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime)
 }
 
 /// Every item of the base and every image of the changes, inferred exactly.
-fn exact_merged_schema(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<Schema> {
+pub fn exact_merged_schema(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<Schema> {
     let Start::Export(base) = &plan.start else { unreachable!("only an export base is inferred") };
     let run = InferRun { options: opts.infer, sample: None, jobs: opts.jobs, envelope: None };
     let mut stats = changes_stats(plan, opts, rt)?;

@@ -207,3 +207,48 @@ fn awkward_names_are_quoted_mapped_and_collision_free() {
     assert!(t.lines().all(|l| l.len() < 1000), "names are cut to 255 bytes");
     golden("dataset_awkward.sql", &t);
 }
+
+/// `--merge-into`: the Iceberg table from the full export, then one MERGE per
+/// incremental export that reads exactly the files its manifest lists.
+#[test]
+fn merge_into_statements_read_only_each_exports_files() {
+    let e = export_with(GenerateOptions { items: 300, incremental: true, ..Default::default() });
+    let inc_id = e.generated.incremental_export_id.clone().unwrap();
+    let root = e.generated.root.display().to_string();
+    let out = ddl(&[&root, "--merge-into", "s3://lake/orders_current", "--database", "db"]);
+    let stmts = statements(&out);
+    assert!(out.contains("TBLPROPERTIES ('table_type'='ICEBERG');"), "{out}");
+    assert!(out.contains("LOCATION 's3://lake/orders_current/'"), "{out}");
+    let merges: Vec<&String> = stmts.iter().filter(|s| s.contains("MERGE INTO")).collect();
+    assert_eq!(merges.len(), 1, "one MERGE per incremental export");
+    assert!(out.contains(&format!("Incremental export {inc_id}")), "{out}");
+    // The `$path` list is the manifest's files, as S3 URIs, and nothing else.
+    let manifest =
+        std::fs::read_to_string(e.generated.root.join("AWSDynamoDB").join(&inc_id).join("manifest-files.json"))
+            .unwrap();
+    let mut want: Vec<String> = manifest
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| format!("'s3://example-bucket/{}'", v["dataFileS3Key"].as_str().unwrap()))
+        .collect();
+    want.sort();
+    let m = merges[0];
+    let list = &m[m.find("\"$path\" IN (").unwrap() + 12..];
+    let list = &list[..list.find(')').unwrap()];
+    let mut got: Vec<String> = list.split(", ").map(str::to_string).collect();
+    got.sort();
+    assert_eq!(got, want);
+    for clause in [
+        "WHEN MATCHED AND s.\"_removed\" THEN DELETE",
+        "WHEN MATCHED THEN UPDATE SET",
+        "WHEN NOT MATCHED AND NOT s.\"_removed\" THEN INSERT",
+    ] {
+        assert!(m.contains(clause), "{clause}: {m}");
+    }
+    parses_trino(m);
+    let changes = stmts.iter().find(|s| s.contains("orders_changes_raw") && s.contains("CREATE EXTERNAL")).unwrap();
+    parses(&HiveDialect {}, changes);
+    // The Iceberg table has convert's columns.
+    let create = stmts.iter().find(|s| s.contains("CREATE TABLE")).unwrap();
+    assert!(create.contains("`amount` decimal(18,2)") && create.contains("`scores` array<decimal(18,2)>"), "{create}");
+}
