@@ -618,13 +618,17 @@ pub fn merge_into(m: &MergeInto) -> String {
         key_fields.iter().zip(&key_cols).map(|(f, k)| format!("t.{} = s.{k}", dq(&f.column))).collect();
     let sets: Vec<String> = cols.iter().map(|c| format!("{c} = s.{c}")).collect();
     let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+    let mut select = selected.clone();
+    select.extend(key_exprs.iter().zip(&key_cols).map(|(e, k)| format!("{e} AS {k}")));
+    let select = select.join(",\n    ");
+    let removed = format!("{new} IS NULL");
     for (i, (id, window, files)) in m.exports.iter().enumerate() {
         let paths: Vec<String> = files.iter().map(|f| lit(f)).collect();
         out.push_str(&format!(
             "\n-- {}. Incremental export {id} ({window}), in window order: the latest change per key.\nMERGE INTO {iceberg} t\nUSING (\n  SELECT {},\n    {} AS \"_removed\"\n  FROM (\n    SELECT *, row_number() OVER (PARTITION BY {} ORDER BY {time} DESC) AS \"_rank\"\n    FROM {}\n    WHERE \"$path\" IN ({})\n  )\n  WHERE \"_rank\" = 1\n) s\nON {}\nWHEN MATCHED AND s.\"_removed\" THEN DELETE\nWHEN MATCHED THEN UPDATE SET {}\nWHEN NOT MATCHED AND NOT s.\"_removed\" THEN INSERT ({}) VALUES ({});\n",
             i + 4,
-            selected.iter().chain(key_exprs.iter().zip(&key_cols).map(|(e, k)| format!("{e} AS {k}")).collect::<Vec<_>>().iter()).cloned().collect::<Vec<_>>().join(",\n    "),
-            format!("{new} IS NULL"),
+            select,
+            removed,
             key_exprs.join(", "),
             qualified(db, m.changes_table, dq),
             paths.join(", "),
