@@ -91,6 +91,10 @@ pub(super) fn run(
     };
 
     let change_records: u64 = plan.changes.iter().map(|e| e.summary.item_count).sum();
+    // The same Parquet compression as every other output (delta-rs would write snappy).
+    let props = deltalake::parquet::file::properties::WriterProperties::builder()
+        .set_compression(crate::write::files::parse_compression(&opts.compression)?)
+        .build();
     let table = rt.block_on(delta::at(dest))?;
     let (table, files_written) = match &plan.start {
         Start::Delta { .. } => {
@@ -112,6 +116,7 @@ pub(super) fn run(
                 .merge(source, on.join(" AND "))
                 .with_source_alias("s")
                 .with_target_alias("t")
+                .with_writer_properties(props.clone())
                 .with_commit_properties(delta::commit_properties(&state))
                 .when_matched_delete(|d| d.predicate("s._op = 'remove'"))
                 .and_then(|m| {
@@ -138,6 +143,7 @@ pub(super) fn run(
             let write = table
                 .write(Vec::new())
                 .with_input_plan(plan_df)
+                .with_writer_properties(props.clone())
                 .with_save_mode(if opts.overwrite { SaveMode::Overwrite } else { SaveMode::ErrorIfExists })
                 .with_partition_columns(partition_cols.clone())
                 .with_table_name(schema.table.clone().unwrap_or_else(|| "table".into()))

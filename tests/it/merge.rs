@@ -496,6 +496,8 @@ fn convert_to_delta_then_merge_onto_it() {
     assert_code(&o, 0);
     let after = std::mem::replace(&mut fx.model, before);
     assert_delta_matches_model(&fx, &dest);
+    let files = walk(&dest);
+    assert!(files.iter().any(|f| f.to_string_lossy().ends_with(".zstd.parquet")), "zstd like every output: {files:?}");
     fx.model = after;
     let o = dynolake(&["convert", &fx.root(), &dest_s, "--format", "delta"], &[]);
     assert_code(&o, 2);
