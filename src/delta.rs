@@ -81,20 +81,23 @@ fn register_s3() {
     });
 }
 
-/// The Delta table at `loc` on dynolake's store: `None` when there is none yet.
-pub async fn open(loc: &Location) -> Result<Option<DeltaTable>> {
+/// A handle on the table at `loc`, on dynolake's store, its log not read yet.
+fn handle(loc: &Location) -> Result<DeltaTable> {
     register_s3();
+    let url = table_url(loc)?;
+    DeltaTableBuilder::from_url(url.clone())
+        .and_then(|b| b.with_storage_backend(loc.store.clone(), url).build())
+        .map_err(delta_err(format!("opening {}", loc.url)))
+}
+
+/// The Delta table at `loc`: `None` when there is none yet.
+pub async fn open(loc: &Location) -> Result<Option<DeltaTable>> {
     if let Some(p) = loc.local_path(&loc.prefix)
         && !p.join("_delta_log").is_dir()
     {
         return Ok(None);
     }
-    let url = table_url(loc)?;
-    let mut table = DeltaTableBuilder::from_url(url.clone())
-        .map_err(delta_err(format!("opening {}", loc.url)))?
-        .with_storage_backend(loc.store.clone(), url)
-        .build()
-        .map_err(delta_err(format!("opening {}", loc.url)))?;
+    let mut table = handle(loc)?;
     match table.load().await {
         Ok(()) => Ok(Some(table)),
         Err(DeltaTableError::NotATable(_)) => Ok(None),
@@ -104,17 +107,10 @@ pub async fn open(loc: &Location) -> Result<Option<DeltaTable>> {
 
 /// A table handle for `loc` whether or not a table is there (to create one).
 pub async fn at(loc: &Location) -> Result<DeltaTable> {
-    register_s3();
-    let url = table_url(loc)?;
-    let mut table = DeltaTableBuilder::from_url(url.clone())
-        .map_err(delta_err(format!("opening {}", loc.url)))?
-        .with_storage_backend(loc.store.clone(), url)
-        .build()
-        .map_err(delta_err(format!("opening {}", loc.url)))?;
-    match table.load().await {
-        Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(table),
-        Err(e) => Err(delta_err(format!("reading the Delta log of {}", loc.url))(e)),
-    }
+    Ok(match open(loc).await? {
+        Some(table) => table,
+        None => handle(loc)?,
+    })
 }
 
 /// What the newest commit says the table holds (`None`: not written by dynolake's merge).
@@ -142,9 +138,4 @@ pub async fn register(ctx: &datafusion::prelude::SessionContext, name: &str, tab
     let provider = table.table_provider().await.map_err(|e| Error::engine("reading the Delta table", e))?;
     ctx.register_table(name, provider).map_err(|e| Error::engine("registering the Delta table", e))?;
     Ok(())
-}
-
-/// Whether `loc` holds a Delta log.
-pub async fn is_delta(loc: &Location) -> Result<bool> {
-    Ok(open(loc).await?.is_some())
 }

@@ -371,9 +371,7 @@ pub fn infer_schema_report(
     run: &InferRun,
     progress: &Progress,
 ) -> Result<Inferred> {
-    if let Some(f) = export.files.iter().find(|f| f.size.is_none()) {
-        return Err(Error::Verify(format!("{}: data file is missing", export.display(f))));
-    }
+    require_files(export)?;
     let mut pass = infer_pass(export, rt, run, progress, &Default::default())?;
     if pass.malformed_lines > 0 && pass.malformed_at.len() as u64 == pass.malformed_lines {
         let skip = pass.malformed_at.iter().copied().collect();
@@ -405,10 +403,16 @@ pub fn infer_table_stats(
     run: &InferRun,
     progress: &Progress,
 ) -> Result<TableStats> {
-    if let Some(f) = export.files.iter().find(|f| f.size.is_none()) {
-        return Err(Error::Verify(format!("{}: data file is missing", export.display(f))));
-    }
+    require_files(export)?;
     Ok(infer_pass(export, rt, run, progress, &Default::default())?.stats)
+}
+
+/// Every data file the manifest lists is there.
+fn require_files(export: &Export) -> Result<()> {
+    match export.files.iter().find(|f| f.size.is_none()) {
+        Some(f) => Err(Error::Verify(format!("{}: data file is missing", export.display(f)))),
+        None => Ok(()),
+    }
 }
 
 struct Pass {

@@ -73,6 +73,17 @@ impl RawNames {
         self.names.get(key).map(String::as_str).unwrap_or(key)
     }
 
+    /// `WITH SERDEPROPERTIES (…)` when names need mapping (exact, case-sensitive keys), else nothing.
+    pub fn serde_properties(&self) -> String {
+        if !self.mapping {
+            return String::new();
+        }
+        let mut props = vec![("case.insensitive".to_string(), "false".to_string())];
+        props.extend(self.mappings());
+        let props: Vec<String> = props.iter().map(|(k, v)| format!("  {}={}", lit(k), lit(v))).collect();
+        format!("WITH SERDEPROPERTIES (\n{}\n)\n", props.join(",\n"))
+    }
+
     /// `mapping.<hive>` = `<json key>` for every name that differs, sorted.
     pub fn mappings(&self) -> Vec<(String, String)> {
         let mut m: Vec<(String, String)> =
@@ -180,12 +191,7 @@ pub fn raw_table(src: &RawSource) -> String {
     s.push_str(&format!("CREATE EXTERNAL TABLE IF NOT EXISTS {} (\n", qualified(src.database, src.table, tick)));
     s.push_str(&format!("  {} struct<\n{}\n  >\n)\n", tick(n.hive("Item")), members.join(",\n")));
     s.push_str("ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n");
-    if n.mapping {
-        let mut props = vec![("case.insensitive".to_string(), "false".to_string())];
-        props.extend(n.mappings());
-        let props: Vec<String> = props.iter().map(|(k, v)| format!("  {}={}", lit(k), lit(v))).collect();
-        s.push_str(&format!("WITH SERDEPROPERTIES (\n{}\n)\n", props.join(",\n")));
-    }
+    s.push_str(&n.serde_properties());
     s.push_str(&format!("LOCATION {}\n", lit(&format!("{}/", src.data_location.trim_end_matches('/')))));
     s.push_str("TBLPROPERTIES ('classification'='json', 'compressionType'='gzip');\n");
     s
@@ -587,12 +593,7 @@ pub fn merge_into(m: &MergeInto) -> String {
         tick(n.hive("NewImage")),
         tick(n.hive("OldImage")),
     ));
-    if n.mapping {
-        let mut props = vec![("case.insensitive".to_string(), "false".to_string())];
-        props.extend(n.mappings());
-        let props: Vec<String> = props.iter().map(|(k, v)| format!("  {}={}", lit(k), lit(v))).collect();
-        out.push_str(&format!("WITH SERDEPROPERTIES (\n{}\n)\n", props.join(",\n")));
-    }
+    out.push_str(&n.serde_properties());
     out.push_str(&format!(
         "LOCATION {}\nTBLPROPERTIES ('classification'='json', 'compressionType'='gzip');\n",
         lit(&format!("{}/", m.changes_location.trim_end_matches('/')))

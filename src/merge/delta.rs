@@ -10,15 +10,14 @@ use std::time::Instant;
 use deltalake::protocol::SaveMode;
 
 use super::{
-    MergeOptions, MergeSummary, ORDER, Plan, Start, advance_for_streams, columns, exact_merged_schema, iso,
-    key_attributes, merged_query, merged_schema, q, register_base, register_changes,
+    MergeOptions, MergeSummary, Plan, Start, advance_for_streams, columns, exact_merged_schema, iso, key_attributes,
+    key_columns, latest_changes, merged_query, merged_schema, q, register_base, register_changes,
 };
-use crate::convert::{SpillReport, peak_memory, source_info};
+use crate::convert::{SpillReport, peak_memory};
 use crate::delta::{self, TableState};
 use crate::error::{Error, Result};
 use crate::schema::Schema;
 use crate::store::Location;
-use crate::write::commit::MergeState;
 use crate::write::partition::{PartitionSpec, Transform};
 
 /// What the Delta table at `dest` holds, if dynolake's merge wrote it.
@@ -47,14 +46,7 @@ pub(super) fn run(
         (Start::Export(_), None) => exact_merged_schema(&plan, opts, rt)?,
         _ => merged_schema(&plan, opts, rt)?.0,
     };
-    let key_cols: Vec<String> =
-        key.iter()
-            .map(|k| {
-                schema.fields.iter().find(|f| &f.attribute == k).map(|f| f.column.clone()).ok_or_else(|| {
-                    Error::Usage(format!("key attribute `{k}` is in no item of the base or the changes"))
-                })
-            })
-            .collect::<Result<_>>()?;
+    let key_cols = key_columns(&schema, &key)?;
     let mut partition_cols = Vec::new();
     for p in &opts.partition_by {
         let spec = PartitionSpec::parse(p, &schema)?;
@@ -65,28 +57,12 @@ pub(super) fn run(
         }
         partition_cols.push(spec.source_column);
     }
-    let source = match &plan.start {
-        Start::Export(e) => source_info(e),
-        Start::Dataset { record, .. } => record.source.clone(),
-        Start::Delta { state, .. } => state.source.clone(),
-    };
     let ctx = crate::sql::session(opts.jobs);
     let unions = register_changes(&ctx, &plan, &schema, opts.jobs)?;
     advance_for_streams(&ctx, rt, &mut plan, &unions)?;
-    let mut applied = match &plan.start {
-        Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.applied.clone()).unwrap_or_default(),
-        Start::Delta { state, .. } => state.merge.applied.clone(),
-        Start::Export(_) => Vec::new(),
-    };
-    applied.extend(plan.changes.iter().map(|e| e.summary.export_arn.clone()));
     let state = TableState {
-        merge: MergeState {
-            key: key.clone(),
-            base_export_arn: plan.base_arn(),
-            applied,
-            current_to: iso(plan.current_to),
-        },
-        source,
+        merge: plan.state_after(&key),
+        source: plan.source(),
         schema: serde_json::from_str(&schema.to_file_string()).expect("schema is JSON"),
     };
 
@@ -99,14 +75,10 @@ pub(super) fn run(
     let (table, files_written) = match &plan.start {
         Start::Delta { .. } => {
             // The latest change per key, removals included, merged by key in one transaction.
-            let cols = columns(&schema);
-            let keys: Vec<String> = key_cols.iter().map(|c| q(c)).collect();
             let sql = format!(
-                "WITH changes AS ({}), \
-                 ranked AS (SELECT *, row_number() OVER (PARTITION BY {} {ORDER}) AS _rank FROM changes) \
-                 SELECT {cols}, _op FROM ranked WHERE _rank = 1",
-                unions.join(" UNION ALL "),
-                keys.join(", ")
+                "WITH latest AS ({}) SELECT {}, _op FROM latest",
+                latest_changes(&unions, &key_cols),
+                columns(&schema)
             );
             let source = rt.block_on(ctx.sql(&sql)).map_err(|e| Error::engine("reading the changes", e))?;
             let on: Vec<String> = key_cols.iter().map(|c| format!("t.{0} = s.{0}", q(c))).collect();

@@ -103,6 +103,26 @@ impl Plan {
             && matches!(&self.start, Start::Dataset { location, .. } | Start::Delta { location, .. } if location.url == dest.url)
     }
 
+    /// Where the base came from (the full export, or what the dataset's record says).
+    fn source(&self) -> SourceInfo {
+        match &self.start {
+            Start::Export(e) => source_info(e),
+            Start::Dataset { record, .. } => record.source.clone(),
+            Start::Delta { state, .. } => state.source.clone(),
+        }
+    }
+
+    /// What the result holds once this plan's changes are applied.
+    fn state_after(&self, key: &[String]) -> MergeState {
+        let mut applied = match &self.start {
+            Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.applied.clone()).unwrap_or_default(),
+            Start::Delta { state, .. } => state.merge.applied.clone(),
+            Start::Export(_) => Vec::new(),
+        };
+        applied.extend(self.changes.iter().map(|e| e.summary.export_arn.clone()));
+        MergeState { key: key.to_vec(), base_export_arn: self.base_arn(), applied, current_to: iso(self.current_to) }
+    }
+
     fn base_arn(&self) -> String {
         match &self.start {
             Start::Export(e) => e.summary.export_arn.clone(),
@@ -428,22 +448,11 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
     let key = key_attributes(&plan, opts, rt)?;
     let (mut schema, mut check) = merged_schema(&plan, opts, rt)?;
     loop {
-        let key_cols: Vec<String> = key
-            .iter()
-            .map(|k| {
-                schema.fields.iter().find(|f| &f.attribute == k).map(|f| f.column.clone()).ok_or_else(|| {
-                    Error::Usage(format!("key attribute `{k}` is in no item of the base or the changes"))
-                })
-            })
-            .collect::<Result<_>>()?;
+        let key_cols = key_columns(&schema, &key)?;
 
         let partition_by =
             opts.partition_by.iter().map(|p| PartitionSpec::parse(p, &schema)).collect::<Result<Vec<_>>>()?;
-        let source = match &plan.start {
-            Start::Export(e) => source_info(e),
-            Start::Dataset { record, .. } => record.source.clone(),
-            Start::Delta { state, .. } => state.source.clone(),
-        };
+        let source = plan.source();
         let wopts = Arc::new(WriteOptions {
             format: opts.format,
             partition_by: partition_by.clone(),
@@ -536,18 +545,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let partitions = partition_counts(&files);
         let rows: u64 = files.iter().map(|f| f.rows).sum();
-        let mut applied: Vec<String> = match &plan.start {
-            Start::Dataset { record, .. } => record.merge.as_ref().map(|m| m.applied.clone()).unwrap_or_default(),
-            Start::Delta { state, .. } => state.merge.applied.clone(),
-            Start::Export(_) => Vec::new(),
-        };
-        applied.extend(plan.changes.iter().map(|e| e.summary.export_arn.clone()));
-        let state = MergeState {
-            key: key.clone(),
-            base_export_arn: plan.base_arn(),
-            applied,
-            current_to: iso(plan.current_to),
-        };
+        let state = plan.state_after(&key);
         let record = CommitRecord {
             version: 1,
             run_id: run_id.clone(),
@@ -685,8 +683,22 @@ fn advance_for_streams(
 /// The order of a key's changes, latest first: write time, then a Streams
 /// record's sequence number (digits, compared as integers: the longer is the
 /// larger), then the later export.
-pub(crate) const ORDER: &str = "ORDER BY _write_time DESC NULLS LAST, length(_sequence) DESC NULLS LAST, \
+const ORDER: &str = "ORDER BY _write_time DESC NULLS LAST, length(_sequence) DESC NULLS LAST, \
                                 _sequence DESC NULLS LAST, _export DESC";
+
+/// The columns of the key attributes.
+fn key_columns(schema: &Schema, key: &[String]) -> Result<Vec<String>> {
+    key.iter()
+        .map(|k| {
+            schema
+                .fields
+                .iter()
+                .find(|f| &f.attribute == k)
+                .map(|f| f.column.clone())
+                .ok_or_else(|| Error::Usage(format!("key attribute `{k}` is in no item of the base or the changes")))
+        })
+        .collect()
+}
 
 /// `"name"`, for DataFusion SQL.
 fn q(c: &str) -> String {

@@ -4,7 +4,7 @@
 //! `convert` makes of the model's final items as a full export.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -173,14 +173,13 @@ fn last_record(dest: &Path) -> serde_json::Value {
     recs.pop().unwrap()
 }
 
-/// The merged dataset holds exactly the model's items: convert them (as a full export, with the
-/// merged dataset's schema) and compare every value.
-#[track_caller]
-fn assert_matches_model(fx: &Fixture, dest: &Path) {
-    let rec = last_record(dest);
+/// The model's items as a full export, converted with `schema` (a schema
+/// file's JSON): the dataset the merge must equal. Returns its folder (and
+/// the temporary folder holding it).
+fn model_converted(fx: &Fixture, schema: &serde_json::Value) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let schema_file = tmp.path().join("schema.json");
-    std::fs::write(&schema_file, rec["schema"].to_string()).unwrap();
+    std::fs::write(&schema_file, schema.to_string()).unwrap();
     let items: Vec<Item> = fx.model.values().cloned().collect();
     let opts = GenerateOptions {
         items: items.len() as u64,
@@ -189,12 +188,13 @@ fn assert_matches_model(fx: &Fixture, dest: &Path) {
         prefix: None,
         ..fx.opts.clone()
     };
-    generate(&tmp.path().join("expected"), &opts).unwrap();
+    let expected = tmp.path().join("expected");
+    generate(&expected, &opts).unwrap();
     let out = tmp.path().join("out");
     let o = dynolake(
         &[
             "convert",
-            &tmp.path().join("expected").display().to_string(),
+            &expected.display().to_string(),
             &out.display().to_string(),
             "--schema",
             &schema_file.display().to_string(),
@@ -202,6 +202,14 @@ fn assert_matches_model(fx: &Fixture, dest: &Path) {
         &[],
     );
     assert_code(&o, 0);
+    (tmp, out)
+}
+
+/// The merged dataset holds exactly the model's items: convert them (as a full export, with the
+/// merged dataset's schema) and compare every value.
+#[track_caller]
+fn assert_matches_model(fx: &Fixture, dest: &Path) {
+    let (_tmp, out) = model_converted(fx, &last_record(dest)["schema"]);
     let (want, got) = (sorted(&out), sorted(dest));
     assert_eq!(got.num_rows(), fx.model.len(), "rows");
     assert_eq!(want.schema().fields(), got.schema().fields());
@@ -414,30 +422,7 @@ fn delta_log(dest: &Path) -> (serde_json::Value, usize) {
 #[track_caller]
 fn assert_delta_matches_model(fx: &Fixture, dest: &Path) {
     let (info, _) = delta_log(dest);
-    let tmp = tempfile::tempdir().unwrap();
-    let schema_file = tmp.path().join("schema.json");
-    std::fs::write(&schema_file, info["dynolake"]["schema"].to_string()).unwrap();
-    let items: Vec<Item> = fx.model.values().cloned().collect();
-    let opts = GenerateOptions {
-        items: items.len() as u64,
-        files: 1,
-        items_from: Some(Arc::new(items)),
-        prefix: None,
-        ..fx.opts.clone()
-    };
-    generate(&tmp.path().join("expected"), &opts).unwrap();
-    let out = tmp.path().join("out");
-    let o = dynolake(
-        &[
-            "convert",
-            &tmp.path().join("expected").display().to_string(),
-            &out.display().to_string(),
-            "--schema",
-            &schema_file.display().to_string(),
-        ],
-        &[],
-    );
-    assert_code(&o, 0);
+    let (_tmp, out) = model_converted(fx, &info["dynolake"]["schema"]);
     let (e, d) = (format!("e={}", out.display()), format!("d={}", dest.display()));
     let q = "SELECT (SELECT count(*) FROM d) AS n, (SELECT count(DISTINCT (pk, sk)) FROM d) AS k, \
              (SELECT count(*) FROM (SELECT * FROM e EXCEPT SELECT * FROM d)) AS missing, \
