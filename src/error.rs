@@ -91,6 +91,10 @@ pub enum Error {
     #[error("row {row} at `{path}`: {message}")]
     Row { row: usize, path: String, message: String },
 
+    /// An AWS API call failed (live tables): AWS's error code, when it gave one, and its message.
+    #[error("{context}: {message}")]
+    Aws { context: String, code: Option<String>, message: String },
+
     /// Arrow, Parquet or DataFusion failed: the source stays typed.
     #[error("{context}: {source}")]
     Engine {

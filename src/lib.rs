@@ -11,6 +11,7 @@
 //! - [`write`]: Parquet / CSV / JSON Lines sinks, partitioning, atomic commit;
 //! - [`sql`]: DataFusion table providers over exports and datasets;
 //! - [`ddl`]: Athena / Glue text from a schema;
+//! - [`live`]: live tables through the AWS SDK (native exports, Scan exports, Streams);
 //! - [`generate`]: exports that look exactly like AWS's, for tests and benchmarks.
 //!
 //! The `dynolake` binary is a thin shell over [`cli`].
@@ -29,6 +30,8 @@ pub mod delta;
 pub mod error;
 pub mod export;
 pub mod generate;
+#[cfg(feature = "live")]
+pub mod live;
 #[cfg(feature = "sql")]
 pub mod merge;
 pub mod pipeline;

@@ -33,9 +33,16 @@ pub struct Args {
     /// Where to write the dataset (local path or s3://bucket/prefix)
     dest: String,
     #[command(flatten)]
+    out: OutputArgs,
+}
+
+/// How a dataset is written: `convert`'s options, shared with `scan`.
+#[derive(clap::Args, Debug)]
+pub struct OutputArgs {
+    #[command(flatten)]
     decode: DecodeArgs,
     #[arg(long, value_enum, default_value_t = Format::Parquet)]
-    format: Format,
+    pub(super) format: Format,
     /// Partition by a column or a time transform of one: status, day(createdAt), month(…), year(…), hour(…); repeatable
     #[arg(long = "partition-by", short = 'p')]
     partition_by: Vec<String>,
@@ -44,7 +51,7 @@ pub struct Args {
     compression: String,
     /// error: refuse a destination holding data; overwrite: replace it after the commit; append: add a commit
     #[arg(long, value_enum, default_value_t = Mode::Error)]
-    mode: Mode,
+    pub(super) mode: Mode,
     /// Fail on the first value the schema cannot hold instead of using the _extra column
     #[arg(long)]
     strict: bool,
@@ -74,18 +81,18 @@ pub struct Args {
     /// Take over the destination's lease from this run, which you know to be dead (its id is in the message
     /// that refused the destination); a dead run of this machine is detected without it
     #[arg(long, value_name = "RUN")]
-    break_lease: Option<String>,
+    pub(super) break_lease: Option<String>,
     /// No progress bar or summary
     #[arg(long, short = 'q')]
-    quiet: bool,
+    pub(super) quiet: bool,
     /// Print the summary as JSON
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl Args {
     pub fn json(&self) -> bool {
-        self.json
+        self.out.json
     }
 }
 
@@ -93,12 +100,28 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     crate::cancel::install(rt);
     let export = a.source.open(rt)?;
     let dest = rt.block_on(Location::parse(&a.dest))?;
+    if let Some(s) = convert_export(&export, dest, &a.out, a.source.jobs(), rt)? {
+        report(&a.out, &s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Convert `export` into `dest` as `out` says, with progress bars and
+/// messages; `None` when the result was a Delta table (reported already).
+pub(super) fn convert_export(
+    export: &crate::export::Export,
+    dest: Location,
+    a: &OutputArgs,
+    jobs: usize,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Option<ConvertSummary>, super::Failure> {
     let quiet = a.quiet || a.json;
     if a.format == Format::Delta {
-        return delta(a, export, dest, rt);
+        delta(a, export.clone(), dest, jobs, rt)?;
+        return Ok(None);
     }
     // The policy is the library's (`Conversion`); the command line adds bars and messages.
-    let mut c = Conversion::new(&export, dest)
+    let mut c = Conversion::new(export, dest)
         .first_items(a.first_items)
         .infer_options(a.decode.infer_options())
         .partition_by(a.partition_by.clone())
@@ -112,7 +135,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         .max_rows_per_file(a.max_rows_per_file)
         .row_group_rows(a.row_group_rows)
         .worker_memory_mib(a.worker_memory)
-        .jobs(a.source.jobs())
+        .jobs(jobs)
         .break_lease(a.break_lease.clone());
     if let Some(p) = &a.decode.schema {
         c = c.schema(Schema::load(p)?);
@@ -124,7 +147,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let s = c
         .on_event(|e| match e {
             Event::Reading { what, progress } => {
-                let bar = items_bar(&export, quiet, what);
+                let bar = items_bar(export, quiet, what);
                 *ticker.lock().unwrap() = Some(tick(&bar, progress));
             }
             Event::ReadDone => {
@@ -144,11 +167,10 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
             _ => {}
         })
         .run(rt)?;
-    report(&a, &s);
-    Ok(ExitCode::SUCCESS)
+    Ok(Some(s))
 }
 
-fn report(a: &Args, s: &ConvertSummary) {
+pub(super) fn report(a: &OutputArgs, s: &ConvertSummary) {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s).expect("json"));
     } else if !a.quiet {
@@ -207,7 +229,13 @@ fn report(a: &Args, s: &ConvertSummary) {
 /// `--format delta`: the export as a new Delta Lake table (one commit), written
 /// the way `merge --format delta` writes its first version; `merge` applies
 /// incremental exports onto it later.
-fn delta(a: Args, export: crate::export::Export, dest: Location, rt: &tokio::runtime::Runtime) -> CliResult {
+fn delta(
+    a: &OutputArgs,
+    export: crate::export::Export,
+    dest: Location,
+    jobs: usize,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(), super::Failure> {
     use crate::merge::{self, MergeOptions};
     if a.mode == Mode::Append {
         return Err(crate::Error::Usage(
@@ -229,7 +257,7 @@ fn delta(a: Args, export: crate::export::Export, dest: Location, rt: &tokio::run
         infer: a.decode.infer_options(),
         format: Format::Delta,
         partition_by: a.partition_by.clone(),
-        jobs: a.source.jobs(),
+        jobs,
         overwrite: a.mode == Mode::Overwrite,
         ..Default::default()
     };
@@ -249,5 +277,5 @@ fn delta(a: Args, export: crate::export::Export, dest: Location, rt: &tokio::run
             s.elapsed_seconds
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -2,17 +2,21 @@
 //!
 //! Exit status: 0 success; 1 a data or verification failure (a checksum
 //! mismatch, a rejected item, an unreadable file); 2 a usage error (bad
-//! arguments, a location that holds no export).
+//! arguments, a location that holds no export); 3 the destination is locked
+//! by another run; `export watch` adds 4–6 (see its help).
 
 mod common;
 mod convert;
 mod ddl;
+mod export;
 mod generate;
 mod inspect;
 mod merge;
 mod recover;
+mod scan;
 mod schema;
 mod sql;
+mod stream;
 
 use std::process::ExitCode;
 
@@ -37,6 +41,9 @@ enum Command {
     Ddl(ddl::Args),
     Generate(generate::Args),
     Recover(recover::Args),
+    Export(export::Args),
+    Scan(scan::Args),
+    Stream(stream::Args),
 }
 
 /// A failure the CLI reports: the error and its exit status.
@@ -75,6 +82,9 @@ pub fn main() -> ExitCode {
         Command::Merge(a) => a.json(),
         Command::Inspect(a) => a.json,
         Command::Recover(a) => a.json(),
+        Command::Export(a) => a.json(),
+        Command::Scan(a) => a.json(),
+        Command::Stream(a) => a.json(),
         _ => false,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -93,6 +103,9 @@ pub fn main() -> ExitCode {
         Command::Ddl(a) => ddl::run(a, &rt),
         Command::Generate(a) => generate::run(a),
         Command::Recover(a) => recover::run(a, &rt),
+        Command::Export(a) => export::run(a, &rt),
+        Command::Scan(a) => scan::run(a, &rt),
+        Command::Stream(a) => stream::run(a, &rt),
     };
     match result {
         Ok(code) => code,

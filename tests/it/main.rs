@@ -5,6 +5,7 @@ mod ddl;
 mod decode;
 mod inspect;
 mod ion;
+mod live;
 mod merge;
 mod records;
 mod reliability;

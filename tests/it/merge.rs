@@ -154,7 +154,7 @@ fn merge(args: &[&str]) -> serde_json::Value {
 }
 
 /// Sorted by key, for comparing.
-fn sorted(dir: &Path) -> RecordBatch {
+pub(super) fn sorted(dir: &Path) -> RecordBatch {
     let b = concat(&read_parquet_dir(dir));
     let cols: Vec<SortColumn> = ["pk", "sk"]
         .iter()
@@ -164,7 +164,7 @@ fn sorted(dir: &Path) -> RecordBatch {
 }
 
 /// The newest commit record of a dataset.
-fn last_record(dest: &Path) -> serde_json::Value {
+pub(super) fn last_record(dest: &Path) -> serde_json::Value {
     let mut recs: Vec<serde_json::Value> = walk(&dest.join("_dynolake/commits"))
         .iter()
         .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
