@@ -160,12 +160,12 @@ pub async fn discover(loc: &Location) -> Result<Vec<ExportInfo>> {
     // A path to the summary itself.
     if loc.prefix.filename() == Some(SUMMARY) {
         let dir: Path = loc.prefix.parts().take(loc.prefix.parts().count() - 1).collect();
-        return Ok(vec![export_info(loc, dir).await?]);
+        return Ok(vec![export_info(loc, dir, false).await?]);
     }
     // An export folder.
     let listing = list_dir(loc, &loc.prefix).await?;
     if listing.files.iter().any(|f| f == SUMMARY || f == "_started") {
-        return Ok(vec![export_info(loc, loc.prefix.clone()).await?]);
+        return Ok(vec![export_info(loc, loc.prefix.clone(), false).await?]);
     }
     // An AWSDynamoDB folder, or a prefix holding one.
     let aws_dir = if loc.prefix.filename() == Some(AWS_DIR) {
@@ -184,7 +184,7 @@ pub async fn discover(loc: &Location) -> Result<Vec<ExportInfo>> {
     let sub = list_dir(loc, &aws_dir).await?;
     let ids: Vec<String> = sub.dirs.into_iter().filter(|d| d != "data").collect();
     let mut out: Vec<ExportInfo> =
-        futures::stream::iter(ids.into_iter().map(|id| export_info(loc, aws_dir.clone().join(id))))
+        futures::stream::iter(ids.into_iter().map(|id| export_info(loc, aws_dir.clone().join(id), true)))
             .buffer_unordered(16)
             .try_collect()
             .await?;
@@ -276,7 +276,11 @@ pub async fn open(loc: &Location, info: &ExportInfo) -> Result<Export> {
     Ok(Export { id: info.id.clone(), location: loc.clone(), dir, summary, files, manifest_problems: problems })
 }
 
-async fn export_info(loc: &Location, dir: Path) -> Result<ExportInfo> {
+/// The export in `dir`. `listed`: the folder was found by listing
+/// `AWSDynamoDB/`, where a folder with neither summary nor `_started` (an
+/// export just begun, or something else's) is listed as incomplete rather
+/// than failing the whole listing.
+async fn export_info(loc: &Location, dir: Path, listed: bool) -> Result<ExportInfo> {
     let id = dir.filename().unwrap_or_default().to_string();
     let url = loc.display(&dir);
     let summary_path = dir.clone().join(SUMMARY);
@@ -290,7 +294,7 @@ async fn export_info(loc: &Location, dir: Path) -> Result<ExportInfo> {
     };
     if summary.is_none() {
         let started = loc.store.head(&dir.clone().join("_started")).await.is_ok();
-        if !started {
+        if !started && !listed {
             return Err(Error::NotFound(format!("{url} is not a DynamoDB export folder (no manifest-summary.json)")));
         }
     }

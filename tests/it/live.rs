@@ -628,7 +628,9 @@ fn export_since_last_starts_where_the_newest_export_ended_and_wait_continues_int
         .unwrap()
         .to_string();
     assert_code(&o, 2);
-    assert!(stderr(&o).contains(&id) && stderr(&o).contains("completed"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{id} completed")), "{err}");
+    assert!(err.contains(&format!("error: no export `{id}`")), "{err}");
     assert!(!dest.join("_SUCCESS").exists());
 }
 
