@@ -226,6 +226,7 @@ fn start(s: Start, client: &aws_sdk_dynamodb::Client, rt: &tokio::runtime::Runti
     if s.convert.is_some() && s.incremental {
         return Err(Error::Usage("--convert takes a full export; apply incremental exports with --merge".into()).into());
     }
+    then_command(&s, None)?;
     let now = Utc::now();
     let at = s.at.as_deref().map(|t| parse_time("--at", t)).transpose()?;
     let mut started = Vec::new();
@@ -308,20 +309,41 @@ fn start(s: Start, client: &aws_sdk_dynamodb::Client, rt: &tokio::runtime::Runti
             );
         }
     }
-    let then = |cmd: &str, locations: Vec<String>| -> Vec<String> {
+    match then_command(&s, Some(done[0].export_id()))? {
+        Then::Convert(a) => super::convert::run(*a, rt),
+        Then::Merge(a) => super::merge::run(*a, rt),
+        Then::Nothing => Ok(ExitCode::SUCCESS),
+    }
+}
+
+enum Then {
+    Convert(Box<super::convert::Args>),
+    Merge(Box<super::merge::Args>),
+    Nothing,
+}
+
+/// The `--convert` / `--merge` command with the options after `--`; parsed
+/// before the export starts too (with no id yet), so a typo is found at once
+/// and not after an hour's wait.
+fn then_command(s: &Start, export_id: Option<&str>) -> Result<Then, Error> {
+    let args = |cmd: &str, locations: Vec<String>| -> Vec<String> {
         std::iter::once(format!("dynolake {cmd}")).chain(locations).chain(s.then.iter().cloned()).collect()
     };
+    let bad = |e: clap::Error| Error::Usage(format!("the options after `--`: {}", e.render().to_string().trim()));
     if let Some(dest) = &s.convert {
-        let args = then("convert", vec![s.to.clone(), dest.clone(), "--export-id".into(), done[0].export_id().into()]);
-        let a = ConvertCli::try_parse_from(args).map_err(|e| Error::Usage(format!("options after `--`: {e}")))?;
-        return super::convert::run(a.args, rt);
+        let id = export_id.unwrap_or("not-started-yet").to_string();
+        let a = ConvertCli::try_parse_from(args("convert", vec![s.to.clone(), dest.clone(), "--export-id".into(), id]))
+            .map_err(bad)?;
+        return Ok(Then::Convert(Box::new(a.args)));
     }
     if let Some(dest) = &s.merge {
-        let a = MergeCli::try_parse_from(then("merge", vec![s.to.clone(), dest.clone()]))
-            .map_err(|e| Error::Usage(format!("options after `--`: {e}")))?;
-        return super::merge::run(a.args, rt);
+        let a = MergeCli::try_parse_from(args("merge", vec![s.to.clone(), dest.clone()])).map_err(bad)?;
+        return Ok(Then::Merge(Box::new(a.args)));
     }
-    Ok(ExitCode::SUCCESS)
+    if !s.then.is_empty() {
+        return Err(Error::Usage(format!("options after `--` ({}) go with --convert or --merge", s.then.join(" "))));
+    }
+    Ok(Then::Nothing)
 }
 
 #[derive(Parser)]

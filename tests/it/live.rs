@@ -520,6 +520,27 @@ fn export_start_status_wait_and_watch_against_moto() {
         json_of(&o).as_array().unwrap().iter().map(|e| e["export_arn"].as_str().unwrap().to_string()).collect();
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&arn) && listed.contains(&failed_arn));
+    // Options for the conversion that follows are checked before an export starts.
+    let o = dynolake(
+        &[
+            "export",
+            "start",
+            "--table",
+            "orders",
+            "--to",
+            "s3://exports-bucket/orders",
+            "--wait",
+            "--convert",
+            "/tmp/x",
+            "--",
+            "--bogus",
+        ],
+        &env,
+    );
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("--bogus"), "{}", stderr(&o));
+    let o = dynolake(&["export", "list", "--table", "orders", "--json"], &env);
+    assert_eq!(json_of(&o).as_array().unwrap().len(), 2, "no export was started");
 
     // A table without exports is stale for a watcher.
     create_table(&c, &rt, "quiet", false);
