@@ -165,6 +165,22 @@ fn delete(c: &Client, rt: &tokio::runtime::Runtime, table: &str, k: &(String, i6
 
 type Model = BTreeMap<(String, i64), Item>;
 
+/// Many items at once (BatchWriteItem, 25 a request).
+fn put_many(c: &Client, rt: &tokio::runtime::Runtime, table: &str, items: &[Item]) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    for chunk in items.chunks(25) {
+        let writes: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|it| {
+                let m: HashMap<String, A> = it.iter().map(|(k, v)| (k.clone(), sdk(v))).collect();
+                WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(m)).build().unwrap()).build()
+            })
+            .collect();
+        let out = rt.block_on(c.batch_write_item().request_items(table, writes).send()).unwrap();
+        assert!(out.unprocessed_items().is_none_or(|u| u.is_empty()), "moto left items unprocessed");
+    }
+}
+
 /// An item with every attribute type, exact numbers, unicode and bytes; some attributes sparse.
 fn item(k: &(String, i64), v: u64, r: &mut Rng) -> Item {
     let mut it: Item = vec![("pk".into(), V::S(k.0.clone())), ("sk".into(), V::N(k.1.to_string()))];
@@ -744,4 +760,46 @@ fn stream_follow_restarts_without_loss_or_duplicates_and_merges_to_the_table() {
     let o = dynolake(&["merge", &b, &ch, &ou, "--json"], &[]);
     assert_code(&o, 0);
     assert_dataset_is(&model, &out);
+}
+
+#[test]
+fn scan_of_a_larger_table_into_s3_stages_and_commits_there() {
+    let moto = Moto::start();
+    let s3 = S3Server::start();
+    let (c, rt) = (moto.client(), rt());
+    create_table(&c, &rt, "big", false);
+    let mut r = Rng::new(21);
+    let mut model = Model::new();
+    for i in 0..6_000u64 {
+        let k = (format!("p{:04}", i % 2000), (i / 2000) as i64);
+        model.insert(k.clone(), item(&k, i, &mut r));
+    }
+    put_many(&c, &rt, "big", &model.values().cloned().collect::<Vec<_>>());
+    // DynamoDB is moto, S3 is the s3s server.
+    let mut env: Vec<(&str, String)> = s3.env().into_iter().filter(|(k, _)| *k != "AWS_ENDPOINT_URL").collect();
+    env.push(("AWS_ENDPOINT_URL_DYNAMODB", moto.url()));
+    env.push(("AWS_ENDPOINT_URL_S3", s3.endpoint()));
+    let o = dynolake(
+        &[
+            "scan",
+            "big",
+            "s3://lake/big",
+            "--segments",
+            "4",
+            "--page-size",
+            "300",
+            "--part-size",
+            "400000",
+            "--json",
+        ],
+        &env,
+    );
+    assert_code(&o, 0);
+    let s = json_of(&o);
+    assert_eq!(s["rows"], 6_000);
+    // ~2.5 MB of DynamoDB JSON in parts of 400 kB: several staged files per segment.
+    assert!(s["source_files"].as_u64().unwrap() >= 6, "{s}");
+    assert!(s["scan"]["pages"].as_u64().unwrap() >= 20, "{s}");
+    assert!(s3.list("lake", "big/_dynolake/scan").is_empty(), "the staging is removed after the commit");
+    assert_dataset_is(&model, &s3.root().join("lake/big"));
 }

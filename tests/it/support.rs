@@ -198,6 +198,11 @@ impl S3Server {
         self.log.seen.lock().unwrap().get(op).copied().unwrap_or(0)
     }
 
+    /// The folder holding the server's buckets (`root/bucket/key`).
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
