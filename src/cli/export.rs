@@ -230,16 +230,13 @@ fn start(s: Start, client: &aws_sdk_dynamodb::Client, rt: &tokio::runtime::Runti
     let now = Utc::now();
     let at = s.at.as_deref().map(|t| parse_time("--at", t)).transpose()?;
     let mut started = Vec::new();
+    // Every table is checked (and its window worked out) before any export starts.
+    let mut requests = Vec::new();
     for table in &s.tables {
         let arn = rt.block_on(exports::table_arn(client, table))?;
-        if !rt.block_on(exports::pitr_enabled(client, &arn))? {
-            if !s.enable_pitr {
-                return Err(Error::Usage(exports::pitr_off_message(&arn)).into());
-            }
-            rt.block_on(exports::enable_pitr(client, &arn))?;
-            if !s.json {
-                eprintln!("turned on point-in-time recovery for {}", crate::live::table_name(&arn));
-            }
+        let pitr_off = !rt.block_on(exports::pitr_enabled(client, &arn))?;
+        if pitr_off && !s.enable_pitr {
+            return Err(Error::Usage(exports::pitr_off_message(&arn)).into());
         }
         let incremental = if s.incremental {
             let from = match (&s.from, s.since_last) {
@@ -268,9 +265,19 @@ fn start(s: Start, client: &aws_sdk_dynamodb::Client, rt: &tokio::runtime::Runti
             at,
             incremental,
         };
-        let info = rt.block_on(exports::start(client, &req))?;
+        requests.push((req, pitr_off));
+    }
+    for (req, pitr_off) in &requests {
+        let name = crate::live::table_name(&req.table_arn);
+        if *pitr_off {
+            rt.block_on(exports::enable_pitr(client, &req.table_arn))?;
+            if !s.json {
+                eprintln!("turned on point-in-time recovery for {name}");
+            }
+        }
+        let info = rt.block_on(exports::start(client, req))?;
         if !s.json {
-            eprintln!("started export {} of {}", info.export_arn, crate::live::table_name(&arn));
+            eprintln!("started export {} of {name}", info.export_arn);
         }
         started.push(info);
     }

@@ -355,60 +355,87 @@ impl Recorder {
 
 impl Recorder {
     fn start(upstream: SocketAddr) -> Recorder {
+        Recorder::throttling(upstream, 0)
+    }
+
+    /// Also answer every `every`-th Scan request (0: none) with DynamoDB's throttling error
+    /// instead of forwarding it.
+    fn throttling(upstream: SocketAddr, every: usize) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let log = calls.clone();
+        let scans = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { break };
-                let log = log.clone();
+                let (log, scans) = (log.clone(), scans.clone());
                 std::thread::spawn(move || {
                     let began = Instant::now();
-                    let Ok(mut server) = TcpStream::connect(upstream) else { return };
-                    let mut to_server = client.try_clone().unwrap();
-                    let mut from_client = server.try_clone().unwrap();
-                    let request = Arc::new(Mutex::new(Vec::new()));
-                    let seen = request.clone();
-                    let up = std::thread::spawn(move || {
-                        let mut buf = [0u8; 8192];
-                        while let Ok(n) = to_server.read(&mut buf) {
-                            if n == 0 || from_client.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                            seen.lock().unwrap().extend_from_slice(&buf[..n]);
-                        }
-                        let _ = from_client.shutdown(std::net::Shutdown::Write);
-                    });
-                    let mut response = Vec::new();
-                    let mut buf = [0u8; 8192];
-                    while let Ok(n) = server.read(&mut buf) {
-                        if n == 0 || client.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                        response.extend_from_slice(&buf[..n]);
-                    }
-                    let _ = client.shutdown(std::net::Shutdown::Both);
-                    let _ = up.join();
-                    let req = String::from_utf8_lossy(&request.lock().unwrap()).to_string();
-                    let Some((head, body)) = req.split_once("\r\n\r\n") else { return };
+                    let Some((head, body)) = read_request(&mut client) else { return };
                     let target = head
                         .lines()
                         .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("x-amz-target")))
                         .map(|(_, v)| v.trim().to_string())
                         .unwrap_or_default();
+                    let is_scan = target.ends_with(".Scan");
+                    if is_scan
+                        && every > 0
+                        && scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % every == every - 1
+                    {
+                        let answer = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;
+                        let _ = write!(
+                            client,
+                            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        log.lock().unwrap().push(Call { at: began, target: "throttled".into(), body, units: None });
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(upstream) else { return };
+                    if server.write_all(head.as_bytes()).and_then(|_| server.write_all(body.as_bytes())).is_err() {
+                        return;
+                    }
+                    let mut response = Vec::new();
+                    let _ = server.read_to_end(&mut response);
+                    let _ = client.write_all(&response);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
                     let resp = String::from_utf8_lossy(&response);
                     let units = resp
                         .split("\"CapacityUnits\":")
                         .nth(1)
                         .and_then(|r| r.trim_start().split([',', '}']).next())
                         .and_then(|n| n.trim().parse::<f64>().ok());
-                    log.lock().unwrap().push(Call { at: began, target, body: body.to_string(), units });
+                    log.lock().unwrap().push(Call { at: began, target, body, units });
                 });
             }
         });
         Recorder { addr, calls }
     }
+}
+
+/// One HTTP/1.1 request: its head (with the blank line) and its body (by Content-Length).
+fn read_request(s: &mut TcpStream) -> Option<(String, String)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((head, String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string()))
 }
 
 #[test]
@@ -562,6 +589,27 @@ fn export_start_status_wait_and_watch_against_moto() {
     create_table(&c, &rt, "quiet", false);
     let o = dynolake(&["export", "watch", "--table", "quiet"], &env);
     assert_code(&o, 5);
+    // Several tables: all are checked before any export starts, then one export each.
+    let several =
+        ["export", "start", "--table", "orders", "--table", "quiet", "--to", "s3://exports-bucket/all", "--json"];
+    let o = dynolake(&several, &env);
+    assert_code(&o, 2);
+    let err = json_of(&o)["error"].as_str().unwrap().to_string();
+    assert!(err.contains("point-in-time recovery is off for quiet"), "{err}");
+    let o = dynolake(&["export", "list", "--table", "orders", "--json"], &env);
+    assert_eq!(json_of(&o).as_array().unwrap().len(), 2, "nothing started for orders either");
+    let mut with_pitr = several.to_vec();
+    with_pitr.push("--enable-pitr");
+    let o = dynolake(&with_pitr, &env);
+    assert_code(&o, 0);
+    let started = json_of(&o);
+    let tables: Vec<&str> = started
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["table_arn"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(tables, ["orders", "quiet"]);
 }
 
 #[test]
@@ -780,18 +828,7 @@ fn scan_of_a_larger_table_into_s3_stages_and_commits_there() {
     env.push(("AWS_ENDPOINT_URL_DYNAMODB", moto.url()));
     env.push(("AWS_ENDPOINT_URL_S3", s3.endpoint()));
     let o = dynolake(
-        &[
-            "scan",
-            "big",
-            "s3://lake/big",
-            "--segments",
-            "4",
-            "--page-size",
-            "300",
-            "--part-size",
-            "400000",
-            "--json",
-        ],
+        &["scan", "big", "s3://lake/big", "--segments", "4", "--page-size", "300", "--part-size", "400000", "--json"],
         &env,
     );
     assert_code(&o, 0);
@@ -802,4 +839,70 @@ fn scan_of_a_larger_table_into_s3_stages_and_commits_there() {
     assert!(s["scan"]["pages"].as_u64().unwrap() >= 20, "{s}");
     assert!(s3.list("lake", "big/_dynolake/scan").is_empty(), "the staging is removed after the commit");
     assert_dataset_is(&model, &s3.root().join("lake/big"));
+}
+
+#[test]
+fn scan_retries_throttled_requests_and_loses_nothing() {
+    let moto = Moto::start();
+    let (c, rt) = (moto.client(), rt());
+    create_table(&c, &rt, "things", false);
+    let model = fill(&c, &rt, "things", 400, 13);
+    // Every third Scan request is refused with ProvisionedThroughputExceededException.
+    let rec = Recorder::throttling(moto.addr, 3);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("things");
+    let o = dynolake(
+        &["scan", "things", &dest.display().to_string(), "--segments", "2", "--page-size", "20", "--json"],
+        &env_for(&format!("http://{}", rec.addr)),
+    );
+    assert_code(&o, 0);
+    let throttled = rec.calls.lock().unwrap().iter().filter(|c| c.target == "throttled").count();
+    assert!(throttled >= 6, "{throttled} throttled requests");
+    assert_eq!(
+        json_of(&o)["scan"]["pages"].as_u64().unwrap() as usize,
+        rec.scans().len(),
+        "pages are answered requests"
+    );
+    assert_dataset_is(&model, &dest);
+}
+
+#[test]
+fn scan_budget_from_the_tables_provisioned_reads() {
+    let moto = Moto::start();
+    let (c, rt) = (moto.client(), rt());
+    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+    let def = |n: &str, t| AttributeDefinition::builder().attribute_name(n).attribute_type(t).build().unwrap();
+    rt.block_on(
+        c.create_table()
+            .table_name("prov")
+            .billing_mode(BillingMode::Provisioned)
+            .provisioned_throughput(
+                aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                    .read_capacity_units(40)
+                    .write_capacity_units(5)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .attribute_definitions(def("pk", ScalarAttributeType::S))
+            .attribute_definitions(def("sk", ScalarAttributeType::N))
+            .send(),
+    )
+    .unwrap();
+    let model = fill(&c, &rt, "prov", 50, 17);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("prov");
+    let o = dynolake(&["scan", "prov", &dest.display().to_string(), "--max-read-percent", "25", "--json"], &moto.env());
+    assert_code(&o, 0);
+    assert_eq!(json_of(&o)["scan"]["max_rcu"], 10.0, "25 % of 40 RCU");
+    assert_dataset_is(&model, &dest);
+    // An on-demand table without a maximum has no capacity to take a percentage of.
+    create_table(&c, &rt, "ondemand", false);
+    let o = dynolake(
+        &["scan", "ondemand", &tmp.path().join("od").display().to_string(), "--max-read-percent", "25"],
+        &moto.env(),
+    );
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("give --max-rcu instead"), "{}", stderr(&o));
 }
