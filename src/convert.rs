@@ -63,8 +63,24 @@ pub struct ConvertSummary {
     pub spilled: SpillReport,
     pub rejects_file: Option<String>,
     pub elapsed_seconds: f64,
+    /// Where the time went.
+    pub stages: Stages,
     /// Peak resident memory of the process, where the platform tells.
     pub peak_memory_bytes: Option<u64>,
+}
+
+/// Where a conversion's time went: the read's stages summed over the workers
+/// (CPU-ish seconds), then the wall-clock time of the steps after it.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Stages {
+    #[serde(flatten)]
+    pub read: crate::pipeline::StageTimes,
+    /// Wall time of the read (all workers).
+    pub scan_wall_seconds: f64,
+    /// Closing the workers' files and writing spilled partitions.
+    pub finish_files_seconds: f64,
+    /// The atomic commit.
+    pub commit_seconds: f64,
 }
 
 /// Rows that went through spill files: their partitions had no open file
@@ -122,6 +138,7 @@ pub fn convert(
             spilled: SpillReport::default(),
             rejects_file: r.rejects_file.clone(),
             elapsed_seconds: started.elapsed().as_secs_f64(),
+            stages: Stages::default(),
             peak_memory_bytes: peak_memory(),
         })));
     }
@@ -135,6 +152,7 @@ pub fn convert(
     let wopts = Arc::new(opts.write.clone());
     let mut scan_opts = opts.scan.clone();
     scan_opts.decode.collect_stats |= opts.check_schema;
+    let scan_started = Instant::now();
     let result = pipeline::decode_export(export, rt, schema, &scan_opts, Some(&rejects), progress, |w| {
         DatasetSink::new(dest, &run_id, w, batch_schema.clone(), wopts.clone(), rt.clone())
     });
@@ -147,6 +165,9 @@ pub fn convert(
             return Err(e);
         }
     };
+    let mut stages =
+        Stages { read: report.stages, scan_wall_seconds: scan_started.elapsed().as_secs_f64(), ..Default::default() };
+    let finish_started = Instant::now();
     let jobs = sinks.len();
     let written = finish_sinks(sinks, jobs, progress, |t| {
         DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.clone())
@@ -158,6 +179,7 @@ pub fn convert(
             return Err(e);
         }
     };
+    stages.finish_files_seconds = finish_started.elapsed().as_secs_f64();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let rejects_file = rejects_written.then(|| dest.display(&rejects_path));
     if report.decode.rejected > 0 && !opts.allow_rejects {
@@ -212,7 +234,9 @@ pub fn convert(
         rejects_file: rejects_file.clone(),
         merge: None,
     };
+    let commit_started = Instant::now();
     rt.block_on(commit::commit(dest, &record))?;
+    stages.commit_seconds = commit_started.elapsed().as_secs_f64();
     Ok(Converted::Done(Box::new(ConvertSummary {
         run_id,
         destination: dest.url.clone(),
@@ -226,6 +250,7 @@ pub fn convert(
         spilled,
         rejects_file,
         elapsed_seconds: started.elapsed().as_secs_f64(),
+        stages,
         peak_memory_bytes: peak_memory(),
     })))
 }

@@ -9,6 +9,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use serde::Serialize;
@@ -31,6 +32,27 @@ pub struct Progress {
     /// After the scan: rows of spilled partitions to write, and written.
     pub spilled_rows: AtomicU64,
     pub spilled_rows_written: AtomicU64,
+}
+
+/// Where a scan's worker time went, summed over workers (CPU-ish seconds:
+/// two busy workers make two seconds a second).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageTimes {
+    /// Reading the data files: fetching, gunzip, MD5.
+    pub read_inflate_seconds: f64,
+    /// Text → Arrow arrays.
+    pub decode_seconds: f64,
+    /// Handing batches on: Parquet / CSV / JSON encoding and buffered writes (for
+    /// `convert`), or the query's consumer (for `sql`).
+    pub encode_write_seconds: f64,
+}
+
+impl StageTimes {
+    pub fn add(&mut self, o: &StageTimes) {
+        self.read_inflate_seconds += o.read_inflate_seconds;
+        self.decode_seconds += o.decode_seconds;
+        self.encode_write_seconds += o.encode_write_seconds;
+    }
 }
 
 /// Where decoded batches go: one sink per worker.
@@ -61,6 +83,9 @@ pub struct PipelineReport {
     /// Inference statistics of the items read, when the decode options asked for them.
     #[serde(skip)]
     pub table_stats: Option<TableStats>,
+    /// Where the workers' time went (reported by the jobs, with their own stages).
+    #[serde(skip)]
+    pub stages: StageTimes,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -180,6 +205,8 @@ pub fn decode_export<S: BatchSink>(
                 stop,
             )?;
             wk.local.files += 1;
+            wk.local.stages.add(&facts.1);
+            let facts = facts.0;
             wk.local.compressed_bytes += facts.compressed_bytes;
             wk.local.uncompressed_bytes += facts.uncompressed_bytes;
             Ok(true)
@@ -187,6 +214,7 @@ pub fn decode_export<S: BatchSink>(
         |_, mut wk| {
             let mut r = report.lock().unwrap();
             r.files += wk.local.files;
+            r.stages.add(&wk.local.stages);
             r.compressed_bytes += wk.local.compressed_bytes;
             r.uncompressed_bytes += wk.local.uncompressed_bytes;
             let mut stats = DecodeStats {
@@ -210,7 +238,8 @@ pub fn decode_export<S: BatchSink>(
 /// returns whether to go on; `on_chunk` sees the size of each decompressed chunk
 /// and the items decoded so far (progress, cancellation). Returns what reading
 /// the file found when it was read to its end (checked against the manifest
-/// when `verify`), `None` when `on_batch` stopped early.
+/// when `verify`), `None` when `on_batch` stopped early. `times` gathers
+/// where the time went.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_file(
     export: &Export,
@@ -219,6 +248,7 @@ pub fn decode_file(
     decoder: &mut ItemDecoder,
     buf: &mut [u8],
     verify: bool,
+    times: &mut StageTimes,
     mut on_batch: impl FnMut(RecordBatch) -> Result<bool>,
     mut on_chunk: impl FnMut(usize, u64) -> Result<()>,
 ) -> Result<Option<crate::read::FileFacts>> {
@@ -230,38 +260,50 @@ pub fn decode_file(
     decoder.start_file(index, &name);
     let mut stream = DataStream::open(export, file, rt)?;
     // A sink's complaint about a row names the row's file and line.
-    let mut on_batch = |b: RecordBatch, decoder: &ItemDecoder| {
-        on_batch(b).map_err(|e| match e {
+    let mut on_batch = |b: RecordBatch, decoder: &ItemDecoder, times: &mut StageTimes| {
+        let t = Instant::now();
+        let r = on_batch(b).map_err(|e| match e {
             Error::Row { row, path, message } => {
                 Error::Decode { position: Position { path, ..decoder.position_of_flushed(row) }, message }
             }
             e => e,
-        })
+        });
+        times.encode_write_seconds += t.elapsed().as_secs_f64();
+        r
     };
     loop {
+        let t = Instant::now();
         let n = stream.next_chunk(buf)?;
+        times.read_inflate_seconds += t.elapsed().as_secs_f64();
         if n == 0 {
             break;
         }
         let mut off = 0;
         while off < n {
+            let t = Instant::now();
             off += decoder.decode(&buf[off..n])?;
-            if decoder.is_full()
-                && let Some(b) = decoder.flush()?
-                && !on_batch(b, decoder)?
+            let full = if decoder.is_full() { decoder.flush()? } else { None };
+            times.decode_seconds += t.elapsed().as_secs_f64();
+            if let Some(b) = full
+                && !on_batch(b, decoder, times)?
             {
                 return Ok(None);
             }
         }
         on_chunk(n, decoder.stats().items)?;
     }
+    let t = Instant::now();
     decoder.finish_file()?;
-    if let Some(b) = decoder.flush()?
-        && !on_batch(b, decoder)?
+    let last = decoder.flush()?;
+    times.decode_seconds += t.elapsed().as_secs_f64();
+    if let Some(b) = last
+        && !on_batch(b, decoder, times)?
     {
         return Ok(None);
     }
+    let t = Instant::now();
     let facts = stream.finish()?;
+    times.read_inflate_seconds += t.elapsed().as_secs_f64();
     if verify && let Some(p) = check_facts(export, file, &facts).into_iter().next() {
         return Err(Error::Verify(p));
     }
@@ -281,9 +323,10 @@ fn scan_file<S: BatchSink>(
     rejects: Option<&RejectSink>,
     progress: &Progress,
     stop: &Stop,
-) -> Result<crate::read::FileFacts> {
+) -> Result<(crate::read::FileFacts, StageTimes)> {
     sink.start_file(index, &export.display(file))?;
     let mut items_before = decoder.stats().items;
+    let mut times = StageTimes::default();
     let facts = decode_file(
         export,
         index,
@@ -291,6 +334,7 @@ fn scan_file<S: BatchSink>(
         decoder,
         buf,
         opts.verify,
+        &mut times,
         |b| sink.write(b).map(|()| true),
         |n, items| {
             progress.items.fetch_add(items - items_before, Ordering::Relaxed);
@@ -308,7 +352,7 @@ fn scan_file<S: BatchSink>(
     sink.finish_file()?;
     progress.compressed_bytes.fetch_add(facts.compressed_bytes, Ordering::Relaxed);
     progress.files_done.fetch_add(1, Ordering::Relaxed);
-    Ok(facts)
+    Ok((facts, times))
 }
 
 fn write_rejects(sink: Option<&RejectSink>, rejects: Vec<Reject>) -> Result<()> {

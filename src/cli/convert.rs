@@ -202,6 +202,17 @@ pub(super) fn report(a: &OutputArgs, s: &ConvertSummary) {
             human_bytes((s.scan.uncompressed_bytes as f64 / secs) as u64),
             s.run_id
         );
+        let st = &s.stages;
+        eprintln!(
+            "time: read+gunzip {:.2} s, decode {:.2} s, encode+write {:.2} s (summed over workers, in {:.2} s); \
+             finishing files {:.2} s; commit {:.2} s",
+            st.read.read_inflate_seconds,
+            st.read.decode_seconds,
+            st.read.encode_write_seconds,
+            st.scan_wall_seconds,
+            st.finish_files_seconds,
+            st.commit_seconds
+        );
         if s.spilled.spilled_rows > 0 {
             eprintln!(
                 "{} rows of {} partition(s) were sorted on disk before writing: more partitions than --max-open-files ({}) per worker",

@@ -148,4 +148,11 @@ fn print_summary(s: &MergeSummary) {
     if !s.key.is_empty() {
         println!("key: {}", s.key.join(", "));
     }
+    let st = &s.stages;
+    if st.merge_write_seconds > 0.0 {
+        println!(
+            "time: schema {:.2} s, planning {:.2} s, merge+write {:.2} s, finishing files {:.2} s, commit {:.2} s",
+            st.schema_seconds, st.plan_seconds, st.merge_write_seconds, st.finish_files_seconds, st.commit_seconds
+        );
+    }
 }

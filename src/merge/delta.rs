@@ -152,6 +152,7 @@ pub(super) fn run(
         bytes_out: 0,
         spilled: SpillReport::default(),
         elapsed_seconds: started.elapsed().as_secs_f64(),
+        stages: super::MergeStages::default(),
         peak_memory_bytes: peak_memory(),
     })
 }

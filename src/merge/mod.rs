@@ -407,7 +407,23 @@ pub struct MergeSummary {
     #[serde(flatten)]
     pub spilled: SpillReport,
     pub elapsed_seconds: f64,
+    /// Where the time went (wall-clock seconds of each step).
+    pub stages: MergeStages,
     pub peak_memory_bytes: Option<u64>,
+}
+
+/// A merge's steps, in wall-clock seconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct MergeStages {
+    /// The key, and the schema: the changes read exactly, the base's first items.
+    pub schema_seconds: f64,
+    /// Registering the tables and planning (with the check for tied write times).
+    pub plan_seconds: f64,
+    /// The query streaming into the writers: read, gunzip, decode, join, encode.
+    pub merge_write_seconds: f64,
+    /// Closing files, writing spilled partitions.
+    pub finish_files_seconds: f64,
+    pub commit_seconds: f64,
 }
 
 /// Merge along `plan` into `dest`, holding its lease.
@@ -442,11 +458,19 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
             bytes_out: 0,
             spilled: SpillReport::default(),
             elapsed_seconds: started.elapsed().as_secs_f64(),
+            stages: MergeStages::default(),
             peak_memory_bytes: peak_memory(),
         });
     }
+    let mut stages = MergeStages::default();
+    let mut clock = Instant::now();
+    let mut lap = |into: &mut f64| {
+        *into += clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+    };
     let key = key_attributes(&plan, opts, rt)?;
     let (mut schema, mut check) = merged_schema(&plan, opts, rt)?;
+    lap(&mut stages.schema_seconds);
     loop {
         let key_cols = key_columns(&schema, &key)?;
 
@@ -496,6 +520,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         let streams = rt
             .block_on(async { ctx.sql(&sql).await?.execute_stream_partitioned().await })
             .map_err(|e| Error::engine("planning the merge", e))?;
+        lap(&mut stages.plan_seconds);
         let jobs = streams.len();
         let written: Result<Vec<DatasetSink>> = std::thread::scope(|s| {
             let handles: Vec<_> = streams
@@ -517,6 +542,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
                 .collect();
             handles.into_iter().map(|h| h.join().expect("a merge worker panicked")).collect()
         });
+        lap(&mut stages.merge_write_seconds);
         let finished = written.and_then(|sinks| {
             finish_sinks(sinks, jobs, &progress, |t| {
                 DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.handle().clone())
@@ -529,6 +555,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
                 return Err(e);
             }
         };
+        lap(&mut stages.finish_files_seconds);
         if let Some(changes) = check.take() {
             let Start::Export(base) = &plan.start else { unreachable!("only an export base is checked") };
             match exact_schema(base, &schema, changes, &gathered, &opts.infer) {
@@ -538,6 +565,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
                     discard_staging(dest, &run_id, rt.handle());
                     eprintln!("reading again: {reason}");
                     schema = exact_merged_schema(&plan, opts, rt)?;
+                    lap(&mut stages.schema_seconds);
                     continue;
                 }
             }
@@ -566,6 +594,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
             merge: Some(state),
         };
         rt.block_on(commit::commit(dest, &record))?;
+        lap(&mut stages.commit_seconds);
         let _ = prepared;
         return Ok(MergeSummary {
             run_id: Some(run_id),
@@ -584,6 +613,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
             bytes_out: files.iter().map(|f| f.bytes).sum(),
             spilled,
             elapsed_seconds: started.elapsed().as_secs_f64(),
+            stages,
             peak_memory_bytes: peak_memory(),
         });
     }

@@ -197,6 +197,7 @@ impl ExecutionPlan for ExportExec {
             let mut buf = vec![0u8; CHUNK];
             let mut rows = 0usize;
             let mut files = 0usize;
+            let mut times = crate::pipeline::StageTimes::default();
             let send = |r: DfResult<arrow::array::RecordBatch>| tx.blocking_send(r).is_ok();
             for index in (0..export.files.len()).skip(partition).step_by(step) {
                 let r = (|| -> crate::Result<bool> {
@@ -207,6 +208,7 @@ impl ExecutionPlan for ExportExec {
                         &mut decoder,
                         &mut buf,
                         true,
+                        &mut times,
                         |b| {
                             rows += b.num_rows();
                             Ok(send(Ok(b)) && limit.is_none_or(|l| rows < l))

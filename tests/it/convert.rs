@@ -27,6 +27,19 @@ fn every_value_survives_a_round_trip_through_parquet() {
     assert_eq!(summary["items"], 1500);
     assert!(dest.join("_SUCCESS").exists());
     assert!(!dest.join("_temporary").exists());
+    // Where the time went: every stage took some, and the workers' stages fit in the read's wall
+    // time (two workers at most: twice it).
+    let st = &summary["stages"];
+    let secs = |k: &str| st[k].as_f64().unwrap_or_else(|| panic!("stages.{k} in {st}"));
+    for k in ["read_inflate_seconds", "decode_seconds", "encode_write_seconds", "scan_wall_seconds", "commit_seconds"] {
+        assert!(secs(k) > 0.0, "{k} in {st}");
+    }
+    let workers = secs("read_inflate_seconds") + secs("decode_seconds") + secs("encode_write_seconds");
+    assert!(workers <= 2.0 * secs("scan_wall_seconds") * 1.05 + 0.01, "{st}");
+    assert!(
+        secs("scan_wall_seconds") + secs("commit_seconds") <= summary["elapsed_seconds"].as_f64().unwrap(),
+        "{summary}"
+    );
 
     assert_dataset_holds_every_item(&dest, &e.generated.full_export_dir);
     // The export's identity travels in the file metadata.
