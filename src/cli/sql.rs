@@ -11,7 +11,7 @@ use datafusion_cli::print_options::{MaxRows, PrintOptions};
 
 use super::CliResult;
 use crate::error::Error;
-use crate::sql::{SqlOptions, TableKind, register, session};
+use crate::sql::{Registered, SqlOptions, TableKind, register_table, session};
 
 /// SQL over DynamoDB exports (decoded on the fly) and datasets written by convert.
 ///
@@ -43,9 +43,15 @@ pub struct Args {
     /// Which export to read when a location holds several
     #[arg(long)]
     export_id: Option<String>,
-    /// Infer a raw export's schema from its first N items
+    /// Infer a raw export's schema from its first N items, and use it as it is (values that do not fit go to
+    /// the catch-all column _extra)
     #[arg(long)]
     sample: Option<u64>,
+    /// With -e or -f and no --schema: run each query with the schema of a raw export's first N items, check on
+    /// the same read that every value the query decoded fits it, and only if not infer the exact schema and run
+    /// the query again. Exact schemas are cached per export (see DYNOLAKE_CACHE_DIR), so later queries skip this.
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    first_items: u64,
     /// Refuse raw-export lines longer than this many bytes, naming the file and line
     #[arg(long, default_value_t = crate::schema::infer::DEFAULT_MAX_LINE_BYTES, value_name = "BYTES")]
     max_line_bytes: usize,
@@ -84,10 +90,18 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         map_threshold: None,
         jobs,
         max_line_bytes: a.max_line_bytes,
+        first_items: None,
     };
     let interactive = a.execute.is_empty() && a.file.is_empty();
+    // Provisional schemas need the result held until it is checked: statements run here, not in the
+    // shell, and not when writing a file.
+    let checked = !interactive && a.output.is_none() && a.format != OutFormat::Parquet;
+    let table_opts = SqlOptions { first_items: checked.then_some(a.first_items), ..opts.clone() };
+    let mut tables: Vec<Registered> = Vec::new();
     for spec in &a.tables {
-        let (name, kind) = register(&ctx, spec, &opts, rt)?;
+        let r = register_table(&ctx, spec, &table_opts, rt)?;
+        let (name, kind) = (r.name.clone(), r.kind.clone());
+        tables.push(r);
         if let TableKind::Dataset { unfinished, .. } = &kind {
             for w in unfinished {
                 eprintln!("warning: {w}");
@@ -128,12 +142,81 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
                 OutFormat::Ndjson | OutFormat::Parquet => PrintFormat::NdJson,
             };
             let print = print_options(&a, format);
-            rt.block_on(datafusion_cli::exec::exec_from_commands(&ctx, vec![sql.clone()], &print))
-                .map_err(|e| explain(&ctx, e))
+            if tables.iter().any(|t| t.provisional.is_some()) {
+                run_checked(&ctx, &sql, &print, &mut tables, &opts, a.quiet, rt)
+            } else {
+                rt.block_on(datafusion_cli::exec::exec_from_commands(&ctx, vec![sql.clone()], &print))
+                    .map_err(|e| explain(&ctx, e))
+            }
         };
         r?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Run `sql` over tables some of which have provisional schemas: collect the
+/// result (as the shell does before printing), print it if every provisional
+/// table says its scans were exact, else make those tables exact and run again.
+fn run_checked(
+    ctx: &SessionContext,
+    sql: &str,
+    print: &PrintOptions,
+    tables: &mut [Registered],
+    opts: &SqlOptions,
+    quiet: bool,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<()> {
+    use futures::StreamExt;
+    for t in tables.iter() {
+        if let Some((p, _)) = &t.provisional {
+            p.reset();
+        }
+    }
+    let started = std::time::Instant::now();
+    let max_rows = match print.maxrows {
+        MaxRows::Unlimited => usize::MAX,
+        MaxRows::Limited(n) => n,
+    };
+    let collected = rt.block_on(async {
+        let df = ctx.sql(sql).await?;
+        let plan = df.create_physical_plan().await?;
+        let schema = plan.schema();
+        let mut stream = datafusion::physical_plan::execute_stream(plan, ctx.task_ctx())?;
+        let (mut batches, mut rows) = (Vec::new(), 0usize);
+        while let Some(b) = stream.next().await {
+            let b = b?;
+            if rows < max_rows.saturating_add(b.num_rows()) {
+                batches.push(b.clone());
+            }
+            rows += b.num_rows();
+        }
+        Ok::<_, datafusion::error::DataFusionError>((schema, batches, rows))
+    });
+    let mut retry = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let Some((p, _)) = &t.provisional else { continue };
+        if let Err(why) = p.verdict() {
+            retry.push((i, why));
+        } else if let Err(e) = &collected
+            && e.to_string().contains("No field named")
+        {
+            // A column the first items do not have may still be in the export.
+            retry.push((i, "a column the query names is not among the first items' attributes".to_string()));
+        }
+    }
+    if retry.is_empty() {
+        let (schema, batches, rows) = collected.map_err(|e| explain(ctx, e))?;
+        let format = ctx.task_ctx().session_config().options().format.clone();
+        return print.print_batches(schema, &batches, started, rows, &format).map_err(|e| explain(ctx, e));
+    }
+    for (i, why) in retry {
+        if !quiet {
+            eprintln!("{}: {why}; inferring the exact schema and running the query again", tables[i].name);
+        }
+        tables[i].make_exact(ctx, opts, rt)?;
+    }
+    rt.block_on(datafusion_cli::exec::exec_from_commands(ctx, vec![sql.to_string()], print))
+        .map_err(|e| explain(ctx, e))
 }
 
 fn print_options(a: &Args, format: PrintFormat) -> PrintOptions {

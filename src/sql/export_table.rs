@@ -36,6 +36,56 @@ pub struct ExportTable {
     partitions: usize,
     max_line_bytes: usize,
     gathered: Option<Arc<Gathered>>,
+    provisional: Option<Arc<Provisional>>,
+}
+
+/// A table decoded with a provisional schema (its first items'): what the
+/// scans since the last [`Provisional::reset`] saw, to tell whether a query's
+/// result is the one the exact schema gives. It is when every scan read its
+/// files to the end and no value of a column it decoded failed to fit its
+/// type: the exact type of such a column is then the provisional one (the
+/// exact type is the narrowest holding every value).
+#[derive(Debug, Default)]
+pub struct Provisional {
+    overflowed: std::sync::atomic::AtomicU64,
+    partial: std::sync::atomic::AtomicBool,
+    /// The attributes whose values did not fit, for messages.
+    attributes: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl Provisional {
+    pub fn reset(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.overflowed.store(0, Relaxed);
+        self.partial.store(false, Relaxed);
+        self.attributes.lock().unwrap().clear();
+    }
+
+    /// `Ok` when the scans' result is exact; else why not.
+    pub fn verdict(&self) -> std::result::Result<(), String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.overflowed.load(Relaxed) > 0 {
+            let names: Vec<String> = self.attributes.lock().unwrap().iter().cloned().collect();
+            return Err(format!("values of {} did not fit the first items' schema", names.join(", ")));
+        }
+        if self.partial.load(Relaxed) {
+            return Err(
+                "the query read only part of the export, so the first items' schema could not be checked".into()
+            );
+        }
+        Ok(())
+    }
+
+    fn record(&self, stats: &crate::decode::DecodeStats, partial: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if partial {
+            self.partial.store(true, Relaxed);
+        }
+        if stats.extra_values > 0 {
+            self.overflowed.fetch_add(stats.extra_values, Relaxed);
+            self.attributes.lock().unwrap().extend(stats.extra_by_attribute.keys().cloned());
+        }
+    }
 }
 
 /// What scans of every column gathered (see [`ExportTable::gathering`]):
@@ -61,7 +111,14 @@ impl ExportTable {
             partitions: partitions.max(1),
             max_line_bytes: crate::schema::infer::DEFAULT_MAX_LINE_BYTES,
             gathered: None,
+            provisional: None,
         }
+    }
+
+    /// The schema is provisional: scans report to `p` what did not fit.
+    pub fn provisional(mut self, p: Arc<Provisional>) -> ExportTable {
+        self.provisional = Some(p);
+        self
     }
 
     /// Scans that decode every column also gather the inference statistics
@@ -114,6 +171,7 @@ impl TableProvider for ExportTable {
             max_line_bytes: self.max_line_bytes,
             props: Arc::new(props),
             gathered: self.gathered.clone(),
+            provisional: self.provisional.clone(),
         }))
     }
 }
@@ -130,6 +188,7 @@ pub struct ExportExec {
     max_line_bytes: usize,
     props: Arc<PlanProperties>,
     gathered: Option<Arc<Gathered>>,
+    provisional: Option<Arc<Provisional>>,
 }
 
 impl DisplayAs for ExportExec {
@@ -185,6 +244,7 @@ impl ExecutionPlan for ExportExec {
         let every_column = projection.len() == self.schema.arrow_schema().fields().len()
             && projection.iter().enumerate().all(|(i, &p)| i == p);
         let gathered = self.gathered.clone().filter(|_| every_column && limit.is_none());
+        let provisional = self.provisional.clone();
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let batch_size = limit.map_or(8192, |l| l.clamp(1, 8192));
@@ -225,12 +285,20 @@ impl ExecutionPlan for ExportExec {
                 })();
                 match r {
                     Ok(true) => files += 1,
-                    Ok(false) => return,
+                    Ok(false) => {
+                        if let Some(p) = &provisional {
+                            p.record(decoder.stats(), true);
+                        }
+                        return;
+                    }
                     Err(e) => {
                         send(Err(DataFusionError::External(Box::new(e))));
                         return;
                     }
                 }
+            }
+            if let Some(p) = &provisional {
+                p.record(decoder.stats(), false);
             }
             // Before the stream ends (`tx` drops after this), so a reader that saw the end sees these.
             if let Some(g) = &gathered

@@ -8,6 +8,7 @@
 
 mod committed;
 pub mod export_table;
+pub mod schema_cache;
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::{SessionConfig, SessionContext};
-pub use export_table::{ExportExec, ExportTable};
+pub use export_table::{ExportExec, ExportTable, Provisional};
 
 use crate::error::{Error, Result};
 use crate::export;
@@ -37,12 +38,60 @@ pub struct SqlOptions {
     pub jobs: usize,
     /// Refuse raw-export lines longer than this (0: the default, 16 MiB).
     pub max_line_bytes: usize,
+    /// Without a schema file, `--sample` or a cached exact schema: decode a raw
+    /// export with the schema of its first N items, provisionally (see
+    /// [`Registered::provisional`]), instead of inferring exactly first.
+    pub first_items: Option<u64>,
 }
 
 impl SqlOptions {
     fn line_limit(&self) -> usize {
         if self.max_line_bytes == 0 { crate::schema::infer::DEFAULT_MAX_LINE_BYTES } else { self.max_line_bytes }
     }
+
+    fn infer_options(&self) -> crate::schema::infer::InferOptions {
+        crate::schema::infer::InferOptions {
+            map_threshold: self.map_threshold.unwrap_or(100),
+            max_line_bytes: self.line_limit(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A registered table.
+#[derive(Debug)]
+pub struct Registered {
+    pub name: String,
+    pub kind: TableKind,
+    /// A raw export registered with its first items' schema: a query's result
+    /// is exact when [`Provisional::verdict`] says so after it ran; otherwise
+    /// [`Registered::make_exact`] and run it again.
+    pub provisional: Option<(Arc<Provisional>, export::Export)>,
+}
+
+impl Registered {
+    /// Infer the exact schema (a whole read; cached for next time) and
+    /// register the table again with it.
+    pub fn make_exact(&mut self, ctx: &SessionContext, opts: &SqlOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
+        let Some((_, ex)) = self.provisional.take() else { return Ok(()) };
+        let schema = exact_schema(&ex, opts, rt)?;
+        let table = ExportTable::new(ex, schema, opts.jobs).with_max_line_bytes(opts.line_limit());
+        ctx.deregister_table(self.name.as_str()).map_err(|e| Error::engine("registering", e))?;
+        ctx.register_table(self.name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering", e))?;
+        Ok(())
+    }
+}
+
+/// The exact schema of a raw export: from the cache, or a whole read (then cached).
+fn exact_schema(ex: &export::Export, opts: &SqlOptions, rt: &tokio::runtime::Runtime) -> Result<Schema> {
+    let infer = opts.infer_options();
+    if let Some(s) = schema_cache::load(ex, &infer) {
+        return Ok(s);
+    }
+    let run = InferRun { options: infer, sample: None, jobs: opts.jobs, envelope: None };
+    let schema = infer_schema(ex, rt.handle(), &run, &Progress::default())?;
+    schema_cache::store(ex, &infer, &schema);
+    Ok(schema)
 }
 
 /// A new session: information schema on (for `\d` and `SHOW TABLES`), one partition per core.
@@ -79,6 +128,18 @@ pub fn register(
     opts: &SqlOptions,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(String, TableKind)> {
+    let mut r = register_table(ctx, spec, &SqlOptions { first_items: None, ..opts.clone() }, rt)?;
+    r.make_exact(ctx, opts, rt)?;
+    Ok((r.name, r.kind))
+}
+
+/// Register `[name=]location` in `ctx`, provisionally when `opts.first_items` allows.
+pub fn register_table(
+    ctx: &SessionContext,
+    spec: &str,
+    opts: &SqlOptions,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Registered> {
     let (name, location) = match spec.split_once('=') {
         Some((n, l)) if !n.contains('/') && !n.contains(':') => (Some(n.to_string()), l),
         _ => (None, spec),
@@ -106,27 +167,33 @@ pub fn register(
             if let Some(p) = ex.manifest_problems.first() {
                 return Err(Error::Verify(p.clone()));
             }
-            let schema = match &opts.schema_file {
-                Some(p) => Schema::load(p)?,
-                None => {
-                    let run = InferRun {
-                        options: crate::schema::infer::InferOptions {
-                            map_threshold: opts.map_threshold.unwrap_or(100),
-                            max_line_bytes: opts.line_limit(),
-                            ..Default::default()
-                        },
-                        sample: opts.sample,
-                        jobs: opts.jobs,
-                        envelope: None,
-                    };
-                    infer_schema(&ex, rt.handle(), &run, &Progress::default())?
-                }
+            let infer = opts.infer_options();
+            let sampled = |n: u64| {
+                let run = InferRun { options: infer, sample: Some(n), jobs: opts.jobs, envelope: None };
+                infer_schema(&ex, rt.handle(), &run, &Progress::default())
+            };
+            let whole = ex.summary.export_type != crate::export::ExportType::StreamRecords;
+            let (schema, provisional) = match (&opts.schema_file, opts.sample, opts.first_items) {
+                (Some(p), _, _) => (Schema::load(p)?, None),
+                (None, Some(n), _) => (sampled(n)?, None),
+                (None, None, Some(n)) if whole && ex.summary.item_count > n => match schema_cache::load(&ex, &infer) {
+                    Some(s) => (s, None),
+                    None => (sampled(n)?, Some(Arc::new(Provisional::default()))),
+                },
+                (None, None, _) => (exact_schema(&ex, opts, rt)?, None),
             };
             let name = name.unwrap_or_else(|| safe_name(ex.table_name()));
             let id = ex.id.clone();
-            let table = ExportTable::new(ex, schema, opts.jobs).with_max_line_bytes(opts.line_limit());
+            let mut table = ExportTable::new(ex.clone(), schema, opts.jobs).with_max_line_bytes(opts.line_limit());
+            if let Some(p) = &provisional {
+                table = table.provisional(p.clone());
+            }
             ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| Error::engine("registering", e))?;
-            return Ok((name, TableKind::Export { export_id: id }));
+            return Ok(Registered {
+                name,
+                kind: TableKind::Export { export_id: id },
+                provisional: provisional.map(|p| (p, ex)),
+            });
         }
         Err(Error::NotFound(_)) => {}
         Err(e) => return Err(e),
@@ -135,7 +202,8 @@ pub fn register(
     if let Some(table) = rt.block_on(crate::delta::open(&loc))? {
         let name = name.unwrap_or_else(|| safe_name(loc.file_name().unwrap_or("t")));
         rt.block_on(crate::delta::register(ctx, &name, &table))?;
-        return Ok((name, TableKind::Delta { version: table.version().unwrap_or(0) }));
+        let kind = TableKind::Delta { version: table.version().unwrap_or(0) };
+        return Ok(Registered { name, kind, provisional: None });
     }
     // A dataset written by convert, or a Parquet folder.
     let all = rt.block_on(commit::read_commits(&loc))?;
@@ -201,7 +269,7 @@ pub fn register(
     };
     let name = name.unwrap_or_else(base_name);
     ctx.register_table(name.as_str(), table).map_err(|e| Error::engine("registering", e))?;
-    Ok((name, kind))
+    Ok(Registered { name, kind, provisional: None })
 }
 
 /// The dataset with its partition columns typed, and the Hive null

@@ -202,3 +202,56 @@ fn sql_over_s3_and_results_to_parquet() {
     let rows: usize = r.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 400);
 }
+
+/// Queries run with the first items' schema when every value they decode fits it, are run again
+/// with the exact schema when one does not, and the exact schema is cached per export.
+#[test]
+fn queries_check_the_first_items_schema_and_cache_the_exact_one() {
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("DYNOLAKE_CACHE_DIR", cache.path().display().to_string())];
+    let src = repo().join("examples/orders").display().to_string();
+    let run = |q: &str, first: &str, env: &[(&str, String)]| {
+        let o = dynolake(&["sql", src.as_str(), "-e", q, "--format", "csv", "--first-items", first], env);
+        assert_code(&o, 0);
+        o
+    };
+    let cached = || walk(cache.path()).len();
+    // What the exact schema gives, from a schema file (no cache involved).
+    let dir = tempfile::tempdir().unwrap();
+    let exact_file = dir.path().join("exact-orders.json");
+    assert_code(&dynolake(&["schema", &src, "-o", exact_file.to_str().unwrap()], &[]), 0);
+    let exact = |q: &str| {
+        let o = dynolake(&["sql", &src, "-e", q, "--format", "csv", "--schema", exact_file.to_str().unwrap()], &[]);
+        assert_code(&o, 0);
+        stdout(&o)
+    };
+
+    // status and amount have one type throughout: the first 10 items' schema holds every value.
+    let fits = "SELECT status, count(*), sum(amount) FROM orders GROUP BY status ORDER BY status";
+    let o = run(fits, "10", &env);
+    assert_eq!(stdout(&o), exact(fits));
+    assert!(!stderr(&o).contains("running the query again"), "{}", stderr(&o));
+    assert_eq!(cached(), 0, "nothing was inferred exactly");
+
+    // payload is a string in the first 100 items and a map in later ones.
+    let drifts = "SELECT count(payload), count(DISTINCT payload) FROM orders";
+    let o = run(drifts, "100", &env);
+    let err = stderr(&o);
+    assert!(err.contains("values of payload did not fit") && err.contains("running the query again"), "{err}");
+    assert_eq!(stdout(&o), exact(drifts));
+    assert_eq!(cached(), 1, "the exact schema is cached");
+
+    // The next run takes the schema from the cache: a renamed column in the cached file shows it.
+    let file = walk(cache.path()).pop().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap().replace("\"column\": \"status\"", "\"column\": \"state\"");
+    std::fs::write(&file, text).unwrap();
+    let o = run("SELECT count(DISTINCT state) FROM orders", "10", &env);
+    assert_eq!(stdout(&o).lines().nth(1), Some("5"), "{}", stdout(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+
+    // A column none of the first items has: planned again with the exact schema.
+    let absent = "SELECT max(precise) FROM orders";
+    let o = run(absent, "10", &[]);
+    assert!(stderr(&o).contains("not among the first items' attributes"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), exact(absent));
+}

@@ -307,9 +307,13 @@ pub fn small_export() -> TestExport {
 }
 
 /// Run the dynolake binary.
+/// Each run gets an empty schema cache of its own unless `env` names one
+/// (`DYNOLAKE_CACHE_DIR`): what a test exercises never depends on what ran before.
 pub fn dynolake(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dynolake"));
     c.args(args);
+    let cache = tempfile::tempdir().unwrap();
+    c.env("DYNOLAKE_CACHE_DIR", cache.path());
     for (k, v) in env {
         c.env(k, v);
     }
