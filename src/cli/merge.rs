@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::CliResult;
-use super::common::human_bytes;
+use super::common::{human_bytes, items_bar, tick};
 use crate::convert::with_lease;
 use crate::merge::{self, MergeOptions, MergeSummary};
 use crate::schema::Schema;
@@ -92,6 +92,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     let base = rt.block_on(Location::parse(&sources[0]))?;
     let changes: Vec<Location> =
         sources[1..].iter().map(|s| rt.block_on(Location::parse(s))).collect::<crate::Result<_>>()?;
+    let progress = std::sync::Arc::new(crate::pipeline::Progress::default());
     let opts = MergeOptions {
         key: a.key.clone(),
         schema: a.schema.as_deref().map(Schema::load).transpose()?,
@@ -104,6 +105,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         worker_memory_mib: a.worker_memory,
         max_rows_per_file: a.max_rows_per_file,
         spill_dir: a.spill_dir.clone(),
+        progress: Some(progress.clone()),
         ..Default::default()
     };
     let job = format!("merge into {}", a.format.extension());
@@ -114,7 +116,15 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
                 eprintln!("left out {s}");
             }
         }
-        merge::run(plan, &dest, &opts, rt)
+        // A bar over the base's items when the base is an export (a dataset base is not counted).
+        let bar = match plan.base_export() {
+            Some(e) => items_bar(e, a.quiet || a.json, "merging"),
+            None => indicatif::ProgressBar::hidden(),
+        };
+        let ticker = tick(&bar, &progress);
+        let r = merge::run(plan, &dest, &opts, rt);
+        ticker.stop();
+        r
     })?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("serializable"));

@@ -108,7 +108,7 @@ pub(super) fn run(
             (table, metrics.num_target_files_added)
         }
         _ => {
-            register_base(&ctx, &plan.start, &schema, opts.jobs, rt, None)?;
+            register_base(&ctx, &plan.start, &schema, opts.jobs, rt, None, opts.progress.as_ref())?;
             let sql = merged_query(&ctx, rt, &schema, &unions, &key_cols)?;
             let df = rt.block_on(ctx.sql(&sql)).map_err(|e| Error::engine("planning the merge", e))?;
             let plan_df = df.logical_plan().clone();

@@ -97,6 +97,14 @@ impl Plan {
         })
     }
 
+    /// The full export the merge starts from, when it starts from one.
+    pub fn base_export(&self) -> Option<&Export> {
+        match &self.start {
+            Start::Export(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// Nothing to apply onto a dataset that is already the destination.
     pub fn is_nothing_new(&self, dest: &Location) -> bool {
         self.changes.is_empty()
@@ -361,6 +369,8 @@ pub struct MergeOptions {
     pub row_group_rows: usize,
     pub worker_memory_mib: usize,
     pub spill_dir: Option<std::path::PathBuf>,
+    /// Counts the base's items as the merge reads them (a full-export base), for progress bars.
+    pub progress: Option<Arc<crate::pipeline::Progress>>,
     /// Delta only: replace a table already there (a new version of it) instead of refusing.
     pub overwrite: bool,
 }
@@ -381,6 +391,7 @@ impl Default for MergeOptions {
             row_group_rows: 1_048_576,
             worker_memory_mib: 96,
             spill_dir: None,
+            progress: None,
             overwrite: false,
         }
     }
@@ -501,7 +512,12 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 1 << 26;
         let ctx = datafusion::prelude::SessionContext::new_with_config(config);
         let gathered = Arc::new(Gathered::default());
-        register_base(&ctx, &plan.start, &schema, opts.jobs, rt, check.is_some().then_some(&gathered))?;
+        if let Some(p) = &opts.progress {
+            p.items.store(0, std::sync::atomic::Ordering::Relaxed);
+            p.uncompressed_bytes.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        let counting = opts.progress.as_ref();
+        register_base(&ctx, &plan.start, &schema, opts.jobs, rt, check.is_some().then_some(&gathered), counting)?;
         let unions = register_changes(&ctx, &plan, &schema, opts.jobs)?;
         advance_for_streams(&ctx, rt, &mut plan, &unions)?;
         let sql = merged_query(&ctx, rt, &schema, &unions, &key_cols)?;
@@ -938,6 +954,7 @@ fn register_base(
     jobs: usize,
     rt: &tokio::runtime::Runtime,
     gathering: Option<&Arc<Gathered>>,
+    counting: Option<&Arc<crate::pipeline::Progress>>,
 ) -> Result<()> {
     match start {
         Start::Export(e) => {
@@ -947,6 +964,9 @@ fn register_base(
             let mut table = ExportTable::new(e.as_ref().clone(), schema.clone(), jobs);
             if let Some(g) = gathering {
                 table = table.gathering(g.clone());
+            }
+            if let Some(p) = counting {
+                table = table.counting(p.clone());
             }
             ctx.register_table("base", Arc::new(table)).map_err(|e| Error::engine("registering the base", e))?;
         }

@@ -37,6 +37,7 @@ pub struct ExportTable {
     max_line_bytes: usize,
     gathered: Option<Arc<Gathered>>,
     provisional: Option<Arc<Provisional>>,
+    progress: Option<Arc<crate::pipeline::Progress>>,
 }
 
 /// A table decoded with a provisional schema (its first items'): what the
@@ -112,7 +113,14 @@ impl ExportTable {
             max_line_bytes: crate::schema::infer::DEFAULT_MAX_LINE_BYTES,
             gathered: None,
             provisional: None,
+            progress: None,
         }
+    }
+
+    /// Scans count the items they decode and the bytes they read into `p` (progress bars).
+    pub fn counting(mut self, p: Arc<crate::pipeline::Progress>) -> ExportTable {
+        self.progress = Some(p);
+        self
     }
 
     /// The schema is provisional: scans report to `p` what did not fit.
@@ -172,6 +180,7 @@ impl TableProvider for ExportTable {
             props: Arc::new(props),
             gathered: self.gathered.clone(),
             provisional: self.provisional.clone(),
+            progress: self.progress.clone(),
         }))
     }
 }
@@ -189,6 +198,7 @@ pub struct ExportExec {
     props: Arc<PlanProperties>,
     gathered: Option<Arc<Gathered>>,
     provisional: Option<Arc<Provisional>>,
+    progress: Option<Arc<crate::pipeline::Progress>>,
 }
 
 impl DisplayAs for ExportExec {
@@ -245,6 +255,7 @@ impl ExecutionPlan for ExportExec {
             && projection.iter().enumerate().all(|(i, &p)| i == p);
         let gathered = self.gathered.clone().filter(|_| every_column && limit.is_none());
         let provisional = self.provisional.clone();
+        let progress = self.progress.clone();
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let batch_size = limit.map_or(8192, |l| l.clamp(1, 8192));
@@ -271,9 +282,17 @@ impl ExecutionPlan for ExportExec {
                         &mut times,
                         |b| {
                             rows += b.num_rows();
+                            if let Some(p) = &progress {
+                                p.items.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+                            }
                             Ok(send(Ok(b)) && limit.is_none_or(|l| rows < l))
                         },
-                        |_, _| Ok(()),
+                        |n, _| {
+                            if let Some(p) = &progress {
+                                p.uncompressed_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Ok(())
+                        },
                     )?;
                     if done.is_none() {
                         return Ok(false);

@@ -634,3 +634,22 @@ fn merge_applies_streams_records_after_the_chain() {
     assert_eq!(summary["current_to"], to, "current to the newest record");
     assert_matches_model(&fx, &dest);
 }
+
+/// The library call counts the base's items as the merge reads them (what the progress bar shows):
+/// each once, in the pass that writes.
+#[test]
+fn merge_counts_the_base_items_it_reads() {
+    let e = export_with(GenerateOptions { items: 3000, files: 3, incremental: true, ..Default::default() });
+    let out = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = dynolake::store::Location::local(e.generated.root.clone()).unwrap();
+    let dest = dynolake::store::Location::local(out.path().join("merged")).unwrap();
+    let plan = rt.block_on(dynolake::merge::plan(&base, &[], &dest, dynolake::write::files::Format::Parquet)).unwrap();
+    assert_eq!(plan.base_export().unwrap().summary.item_count, 3000);
+    let progress = Arc::new(dynolake::pipeline::Progress::default());
+    let opts = dynolake::merge::MergeOptions { progress: Some(progress.clone()), ..Default::default() };
+    let s = dynolake::merge::run(plan, &dest, &opts, &rt).unwrap();
+    assert!(s.written && s.change_records > 0, "{s:?}");
+    assert_eq!(progress.items.load(std::sync::atomic::Ordering::Relaxed), 3000);
+    assert!(progress.uncompressed_bytes.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}
