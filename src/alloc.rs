@@ -16,9 +16,10 @@
 /// what it freed (up to the thresholds above) for itself. A merge runs its
 /// scans on DataFusion's and tokio's threads as well as the writers': on the
 /// 2M corpus with its 110k changes it peaked at 710–747 MiB with the default
-/// and 437–447 MiB with two arenas, in the same time (medians 10.0 and 10.1 s
-/// of three interleaved runs); `convert` is unchanged (7.49 vs 7.42 s, 4
-/// interleaved rounds, same RSS).
+/// and 437–447 MiB with `MALLOC_ARENA_MAX=2` (466–578 MiB with this call, in
+/// other runs), in about the same time (medians 10.0 and 10.1 s of three
+/// interleaved runs; 10.2 and 11.2 s in another three: the machine is noisy);
+/// `convert` is unchanged (7.49 vs 7.42 s, 4 interleaved rounds, same RSS).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn tune() {
     const M_TRIM_THRESHOLD: i32 = -1;
