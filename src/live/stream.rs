@@ -183,6 +183,8 @@ pub async fn follow(
             first_listing = false;
         }
         let mut got = 0usize;
+        // A shard that ended this round makes its children readable: not idle yet.
+        let mut ended = false;
         for id in readable(&state) {
             let shard = state.shards.get_mut(&id).expect("listed");
             let it = match iterators.get(&id).cloned().flatten() {
@@ -208,6 +210,7 @@ pub async fn follow(
                         Some(it) => it.to_string(),
                         None => {
                             shard.finished = true;
+                            ended = true;
                             continue;
                         }
                     }
@@ -241,11 +244,12 @@ pub async fn follow(
                 }
                 None => {
                     shard.finished = true;
+                    ended = true;
                     iterators.remove(&id);
                 }
             }
         }
-        let stopping = crate::cancel::requested().is_some() || (opts.until_idle && got == 0);
+        let stopping = crate::cancel::requested().is_some() || (opts.until_idle && got == 0 && !ended);
         if stopping || buf.records > 0 && (last_flush.elapsed() >= opts.flush_every || buf.raw >= opts.flush_bytes) {
             flush(dest, &ck_path, &mut state, &mut buf, &mut report).await?;
             on_flush(&report);
