@@ -273,10 +273,11 @@ pub async fn list(client: &aws_sdk_dynamodb::Client, table_arn: Option<&str>) ->
             _ => break,
         }
     }
-    let mut out = Vec::with_capacity(arns.len());
-    for arn in arns {
-        out.push(describe(client, &arn).await?);
-    }
+    use futures::{StreamExt, TryStreamExt};
+    let mut out: Vec<ExportInfo> = futures::stream::iter(arns.iter().map(|arn| describe(client, arn)))
+        .buffered(8)
+        .try_collect()
+        .await?;
     out.sort_by(|a, b| b.start_time.cmp(&a.start_time).then_with(|| b.export_arn.cmp(&a.export_arn)));
     Ok(out)
 }
