@@ -274,10 +274,8 @@ pub async fn list(client: &aws_sdk_dynamodb::Client, table_arn: Option<&str>) ->
         }
     }
     use futures::{StreamExt, TryStreamExt};
-    let mut out: Vec<ExportInfo> = futures::stream::iter(arns.iter().map(|arn| describe(client, arn)))
-        .buffered(8)
-        .try_collect()
-        .await?;
+    let mut out: Vec<ExportInfo> =
+        futures::stream::iter(arns.iter().map(|arn| describe(client, arn))).buffered(8).try_collect().await?;
     out.sort_by(|a, b| b.start_time.cmp(&a.start_time).then_with(|| b.export_arn.cmp(&a.export_arn)));
     Ok(out)
 }

@@ -65,7 +65,12 @@ where
         }
         _ => aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
     };
-    Error::Aws { context: context.into(), code, message }
+    let context = context.into();
+    // A table or export that does not exist is how the tool was called (exit 2), not a failure.
+    if code.as_deref() == Some("ResourceNotFoundException") || code.as_deref() == Some("ExportNotFoundException") {
+        return Error::NotFound(format!("{context}: {message}"));
+    }
+    Error::Aws { context, code, message }
 }
 
 /// A table name or ARN as the API wants it, and the name alone.

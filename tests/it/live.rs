@@ -585,6 +585,10 @@ fn export_start_status_wait_and_watch_against_moto() {
     let o = dynolake(&["export", "list", "--table", "orders", "--json"], &env);
     assert_eq!(json_of(&o).as_array().unwrap().len(), 2, "no export was started");
 
+    // A table that does not exist is a usage error, naming it.
+    let o = dynolake(&["scan", "nosuchtable", "/tmp/never-written"], &env);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("nosuchtable") && stderr(&o).contains("ResourceNotFoundException"), "{}", stderr(&o));
     // A table without exports is stale for a watcher.
     create_table(&c, &rt, "quiet", false);
     let o = dynolake(&["export", "watch", "--table", "quiet"], &env);
