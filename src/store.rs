@@ -95,6 +95,26 @@ impl Location {
         Location { store: self.store.clone(), url: self.display(&prefix), prefix, kind: self.kind.clone() }
     }
 
+    /// An object's bytes, or `None` when there is no such object.
+    pub async fn get_if_exists(&self, path: &Path) -> Result<Option<bytes::Bytes>> {
+        use object_store::ObjectStoreExt;
+        match self.store.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| Error::store(format!("read {}", self.display(path)), e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::store(format!("read {}", self.display(path)), e)),
+        }
+    }
+
+    /// Write an object whole (one PUT: for small files and staged parts).
+    pub async fn put_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        use object_store::ObjectStoreExt;
+        self.store
+            .put(path, object_store::PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::store(format!("write {}", self.display(path)), e))
+    }
+
     /// The local filesystem path of an object, when the store is local disk.
     pub fn local_path(&self, path: &Path) -> Option<PathBuf> {
         match self.kind {

@@ -32,8 +32,8 @@ use base64::Engine;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use md5::{Digest, Md5};
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::capacity::Budget;
@@ -238,7 +238,7 @@ pub async fn scan_to_export(
         progress: progress.clone(),
     });
     let summary_path = export_dir.clone().join("manifest-summary.json");
-    let already_done = read_bytes(&staging, &summary_path).await?.is_some();
+    let already_done = staging.get_if_exists(&summary_path).await?.is_some();
     let mut resumed = 0;
     let mut checkpoints = Vec::new();
     if !already_done {
@@ -407,12 +407,7 @@ impl Part {
     async fn upload(self, staging: &Location, key: &str) -> Result<DataFileEntry> {
         let bytes = self.enc.finish().map_err(|e| Error::io("gzip a scanned page", e))?;
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&bytes));
-        let path = crate::store::join_rel(&staging.prefix, key);
-        staging
-            .store
-            .put(&path, PutPayload::from(bytes))
-            .await
-            .map_err(|e| Error::store(format!("write {}", staging.display(&path)), e))?;
+        staging.put_bytes(&crate::store::join_rel(&staging.prefix, key), bytes).await?;
         Ok(DataFileEntry { item_count: self.items, md5_checksum: md5, etag: None, data_file_s3_key: key.to_string() })
     }
 }
@@ -452,11 +447,11 @@ async fn write_manifests(ctx: &Ctx, dir: &Path, checkpoints: &[Checkpoint]) -> R
     };
     let summary = serde_json::to_vec(&summary).expect("serializable");
     let st = &ctx.staging;
-    put(st, &dir.clone().join("manifest-files.json"), files.as_bytes().to_vec()).await?;
-    put(st, &dir.clone().join("manifest-files.md5"), b64md5(files.as_bytes())).await?;
-    put(st, &dir.clone().join("manifest-summary.md5"), b64md5(&summary)).await?;
+    st.put_bytes(&dir.clone().join("manifest-files.json"), files.as_bytes().to_vec()).await?;
+    st.put_bytes(&dir.clone().join("manifest-files.md5"), b64md5(files.as_bytes())).await?;
+    st.put_bytes(&dir.clone().join("manifest-summary.md5"), b64md5(&summary)).await?;
     // The summary last: its presence says the export is complete.
-    put(st, &dir.clone().join("manifest-summary.json"), summary).await
+    st.put_bytes(&dir.clone().join("manifest-summary.json"), summary).await
 }
 
 fn b64md5(b: &[u8]) -> Vec<u8> {
@@ -491,16 +486,8 @@ fn key_from_json(v: &serde_json::Value) -> Result<HashMap<String, AttributeValue
     Ok(key)
 }
 
-async fn read_bytes(loc: &Location, path: &Path) -> Result<Option<bytes::Bytes>> {
-    match loc.store.get(path).await {
-        Ok(r) => Ok(Some(r.bytes().await.map_err(|e| Error::store(format!("read {}", loc.display(path)), e))?)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(Error::store(format!("read {}", loc.display(path)), e)),
-    }
-}
-
 async fn read_json<T: serde::de::DeserializeOwned>(loc: &Location, path: &Path) -> Result<Option<T>> {
-    match read_bytes(loc, path).await? {
+    match loc.get_if_exists(path).await? {
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)
@@ -509,15 +496,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(loc: &Location, path: &Path) 
 }
 
 async fn put_json<T: Serialize>(loc: &Location, path: &Path, v: &T) -> Result<()> {
-    put(loc, path, serde_json::to_vec_pretty(v).expect("serializable")).await
-}
-
-async fn put(loc: &Location, path: &Path, bytes: Vec<u8>) -> Result<()> {
-    loc.store
-        .put(path, PutPayload::from(bytes))
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::store(format!("write {}", loc.display(path)), e))
+    loc.put_bytes(path, serde_json::to_vec_pretty(v).expect("serializable")).await
 }
 
 fn rand_u32() -> u32 {

@@ -22,7 +22,6 @@ use aws_sdk_dynamodbstreams::types::{OperationType, Record, Shard, ShardIterator
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::{aws, json};
@@ -282,13 +281,13 @@ async fn flush(
         let done = std::mem::replace(buf, Buffer::new());
         let records = done.records;
         let bytes = done.enc.finish().map_err(|e| Error::io("gzip stream records", e))?;
-        put(dest, &path, bytes).await?;
+        dest.put_bytes(&path, bytes).await?;
         crate::cancel::crash_point("stream-file");
         state.next_flush += 1;
         report.records += records;
         report.files.push(dest.display(&path));
     }
-    put(dest, ck_path, serde_json::to_vec_pretty(state).expect("serializable")).await
+    dest.put_bytes(ck_path, serde_json::to_vec_pretty(state).expect("serializable")).await
 }
 
 /// Records as Lambda receives them, one per line, gzipped.
@@ -384,24 +383,12 @@ pub fn record_line(out: &mut Vec<u8>, r: &Record) -> Result<()> {
 }
 
 async fn read(dest: &Location, path: &Path) -> Result<Option<Checkpoint>> {
-    match dest.store.get(path).await {
-        Ok(r) => {
-            let b = r.bytes().await.map_err(|e| Error::store(format!("read {}", dest.display(path)), e))?;
-            serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::Usage(format!("{} is not a dynolake stream checkpoint: {e}", dest.display(path))))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(Error::store(format!("read {}", dest.display(path)), e)),
+    match dest.get_if_exists(path).await? {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("{} is not a dynolake stream checkpoint: {e}", dest.display(path)))),
     }
-}
-
-async fn put(loc: &Location, path: &Path, bytes: Vec<u8>) -> Result<()> {
-    loc.store
-        .put(path, PutPayload::from(bytes))
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::store(format!("write {}", loc.display(path)), e))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -218,45 +218,14 @@ fn fill(c: &Client, rt: &tokio::runtime::Runtime, table: &str, n: usize, seed: u
     model
 }
 
-/// The model's items as a full export, converted with `schema` (a schema file's JSON).
-fn model_converted(model: &Model, schema: &serde_json::Value, tmp: &Path) -> PathBuf {
-    let schema_file = tmp.join("schema.json");
-    std::fs::write(&schema_file, schema.to_string()).unwrap();
-    let items: Vec<Item> = model.values().cloned().collect();
-    let opts = GenerateOptions {
-        items: items.len() as u64,
-        files: 1,
-        empty_files: 0,
-        items_from: Some(Arc::new(items)),
-        ..Default::default()
-    };
-    let expected = tmp.join("expected");
-    generate(&expected, &opts).unwrap();
-    let out = tmp.join("model-out");
-    let o = dynolake(
-        &[
-            "convert",
-            &expected.display().to_string(),
-            &out.display().to_string(),
-            "--schema",
-            &schema_file.display().to_string(),
-        ],
-        &[],
-    );
-    assert_code(&o, 0);
-    out
-}
-
 #[track_caller]
 fn assert_dataset_is(model: &Model, dest: &Path) {
     let tmp = tempfile::tempdir().unwrap();
-    let out = model_converted(model, &last_record(dest)["schema"], tmp.path());
+    let opts = GenerateOptions { empty_files: 0, ..Default::default() };
+    let out = converted_items(model.values().cloned().collect(), opts, &last_record(dest)["schema"], tmp.path());
     let (want, got) = (sorted(&out), sorted(dest));
     assert_eq!(got.num_rows(), model.len(), "rows");
-    assert_eq!(want.schema().fields(), got.schema().fields());
-    for (i, f) in want.schema().fields().iter().enumerate() {
-        assert_eq!(want.column(i), got.column(i), "column {}", f.name());
-    }
+    assert_same_columns(&want, &got);
 }
 
 fn json_of(o: &std::process::Output) -> serde_json::Value {

@@ -178,30 +178,7 @@ pub(super) fn last_record(dest: &Path) -> serde_json::Value {
 /// the temporary folder holding it).
 fn model_converted(fx: &Fixture, schema: &serde_json::Value) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let schema_file = tmp.path().join("schema.json");
-    std::fs::write(&schema_file, schema.to_string()).unwrap();
-    let items: Vec<Item> = fx.model.values().cloned().collect();
-    let opts = GenerateOptions {
-        items: items.len() as u64,
-        files: 1,
-        items_from: Some(Arc::new(items)),
-        prefix: None,
-        ..fx.opts.clone()
-    };
-    let expected = tmp.path().join("expected");
-    generate(&expected, &opts).unwrap();
-    let out = tmp.path().join("out");
-    let o = dynolake(
-        &[
-            "convert",
-            &expected.display().to_string(),
-            &out.display().to_string(),
-            "--schema",
-            &schema_file.display().to_string(),
-        ],
-        &[],
-    );
-    assert_code(&o, 0);
+    let out = converted_items(fx.model.values().cloned().collect(), fx.opts.clone(), schema, tmp.path());
     (tmp, out)
 }
 
@@ -212,10 +189,7 @@ fn assert_matches_model(fx: &Fixture, dest: &Path) {
     let (_tmp, out) = model_converted(fx, &last_record(dest)["schema"]);
     let (want, got) = (sorted(&out), sorted(dest));
     assert_eq!(got.num_rows(), fx.model.len(), "rows");
-    assert_eq!(want.schema().fields(), got.schema().fields());
-    for (i, f) in want.schema().fields().iter().enumerate() {
-        assert_eq!(want.column(i), got.column(i), "column {}", f.name());
-    }
+    assert_same_columns(&want, &got);
 }
 
 fn merge_chain(format: OutputFormat) {

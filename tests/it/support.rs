@@ -522,3 +522,46 @@ impl Drop for CuttingProxy {
         }
     }
 }
+
+/// Two batches with the same fields and, column by column, the same values.
+#[track_caller]
+pub fn assert_same_columns(want: &arrow::array::RecordBatch, got: &arrow::array::RecordBatch) {
+    assert_eq!(want.schema().fields(), got.schema().fields());
+    for (i, f) in want.schema().fields().iter().enumerate() {
+        assert_eq!(want.column(i), got.column(i), "column {}", f.name());
+    }
+}
+
+/// `items` written as a full export (with `opts`' format and table) and converted with `schema` (a
+/// schema file's JSON), below `dir`: the dataset a test's result must equal. Returns its folder.
+pub fn converted_items(
+    items: Vec<dynolake::ddb::value::Item>,
+    opts: GenerateOptions,
+    schema: &serde_json::Value,
+    dir: &Path,
+) -> PathBuf {
+    let schema_file = dir.join("schema.json");
+    std::fs::write(&schema_file, schema.to_string()).unwrap();
+    let opts = GenerateOptions {
+        items: items.len() as u64,
+        files: 1,
+        items_from: Some(Arc::new(items)),
+        prefix: None,
+        ..opts
+    };
+    let expected = dir.join("expected");
+    generate(&expected, &opts).unwrap();
+    let out = dir.join("out");
+    let o = dynolake(
+        &[
+            "convert",
+            &expected.display().to_string(),
+            &out.display().to_string(),
+            "--schema",
+            &schema_file.display().to_string(),
+        ],
+        &[],
+    );
+    assert_code(&o, 0);
+    out
+}
