@@ -218,6 +218,23 @@ fn fill(c: &Client, rt: &tokio::runtime::Runtime, table: &str, n: usize, seed: u
     model
 }
 
+/// A moto server with a table `things` of `n` generated items (the model), and a destination folder.
+struct Things {
+    moto: Moto,
+    model: Model,
+    dest: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+fn things(n: usize, seed: u64) -> Things {
+    let moto = Moto::start();
+    let (c, rt) = (moto.client(), rt());
+    create_table(&c, &rt, "things", false);
+    let model = fill(&c, &rt, "things", n, seed);
+    let tmp = tempfile::tempdir().unwrap();
+    Things { moto, model, dest: tmp.path().join("things"), _tmp: tmp }
+}
+
 #[track_caller]
 fn assert_dataset_is(model: &Model, dest: &Path) {
     let tmp = tempfile::tempdir().unwrap();
@@ -234,12 +251,7 @@ fn json_of(o: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn scan_with_segments_gives_every_item_and_type_exactly() {
-    let moto = Moto::start();
-    let (c, rt) = (moto.client(), rt());
-    create_table(&c, &rt, "things", false);
-    let model = fill(&c, &rt, "things", 1200, 7);
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("things");
+    let Things { moto, model, dest, _tmp } = things(1200, 7);
     let d = dest.display().to_string();
     let o = dynolake(&["scan", "things", &d, "--segments", "4", "--page-size", "50", "--json"], &moto.env());
     assert_code(&o, 0);
@@ -260,12 +272,7 @@ fn scan_with_segments_gives_every_item_and_type_exactly() {
 
 #[test]
 fn scan_killed_midway_resumes_from_its_checkpoints() {
-    let moto = Moto::start();
-    let (c, rt) = (moto.client(), rt());
-    create_table(&c, &rt, "things", false);
-    let model = fill(&c, &rt, "things", 900, 11);
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("things");
+    let Things { moto, model, dest, _tmp } = things(900, 11);
     let d = dest.display().to_string();
     // Parts of ~20 KB: several checkpoints per segment.
     let args = ["scan", "things", &d, "--segments", "3", "--page-size", "25", "--part-size", "20000", "--json"];
@@ -409,13 +416,8 @@ fn read_request(s: &mut TcpStream) -> Option<(String, String)> {
 
 #[test]
 fn scan_holds_consumed_capacity_under_the_budget() {
-    let moto = Moto::start();
-    let (c, rt) = (moto.client(), rt());
-    create_table(&c, &rt, "things", false);
-    let model = fill(&c, &rt, "things", 600, 3);
+    let Things { moto, model, dest, _tmp } = things(600, 3);
     let rec = Recorder::start(moto.addr);
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("things");
     let budget = 15.0;
     let o = dynolake(
         &[
@@ -816,14 +818,9 @@ fn scan_of_a_larger_table_into_s3_stages_and_commits_there() {
 
 #[test]
 fn scan_retries_throttled_requests_and_loses_nothing() {
-    let moto = Moto::start();
-    let (c, rt) = (moto.client(), rt());
-    create_table(&c, &rt, "things", false);
-    let model = fill(&c, &rt, "things", 400, 13);
+    let Things { moto, model, dest, _tmp } = things(400, 13);
     // Every third Scan request is refused with ProvisionedThroughputExceededException.
     let rec = Recorder::throttling(moto.addr, 3);
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("things");
     let o = dynolake(
         &["scan", "things", &dest.display().to_string(), "--segments", "2", "--page-size", "20", "--json"],
         &env_for(&format!("http://{}", rec.addr)),
