@@ -793,16 +793,28 @@ fn merged_query(
     // Ranking only keys and times keeps the wide rows out of the sort: the
     // winners are picked by (key, time, export), which is one change unless
     // two of a key share a write time in one export — then rank whole rows.
-    let tie = format!(
-        "WITH {changes} SELECT 1 FROM changes GROUP BY {keys}, _write_time, _export HAVING count(*) > 1 LIMIT 1"
+    // The (key, time, export) groups are read once, narrow, and kept in memory
+    // (a row per change at most): the tie check and the ranking use them
+    // without reading the changes again.
+    let groups = format!(
+        "WITH {changes} SELECT {keys}, _write_time, _export, max(_sequence) AS _sequence, count(*) AS _n \
+         FROM changes GROUP BY {keys}, _write_time, _export"
     );
     let ties = rt
-        .block_on(async { ctx.sql(&tie).await?.count().await })
+        .block_on(async {
+            let df = ctx.sql(&groups).await?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+            ctx.deregister_table("change_groups")?;
+            ctx.register_table("change_groups", Arc::new(table))?;
+            ctx.sql("SELECT 1 FROM change_groups WHERE _n > 1 LIMIT 1").await?.count().await
+        })
         .map_err(|e| Error::engine("ranking the changes", e))?;
     Ok(if ties == 0 {
         format!(
             "WITH {changes}, \
-             ranked AS (SELECT {keys}, _write_time, _export, row_number() OVER (PARTITION BY {keys} {order}) AS _rank FROM changes), \
+             ranked AS (SELECT {keys}, _write_time, _export, row_number() OVER (PARTITION BY {keys} {order}) AS _rank FROM change_groups), \
              winners AS (SELECT * FROM ranked WHERE _rank = 1) \
              SELECT {cols} FROM winners RIGHT ANTI JOIN base ON {} \
              UNION ALL SELECT {cols} FROM winners w RIGHT SEMI JOIN changes c ON {} AND w._write_time = c._write_time AND w._export = c._export \
