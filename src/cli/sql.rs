@@ -93,9 +93,9 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         first_items: None,
     };
     let interactive = a.execute.is_empty() && a.file.is_empty();
-    // Provisional schemas need the result held until it is checked: statements run here, not in the
-    // shell, and not when writing a file.
-    let checked = !interactive && a.output.is_none() && a.format != OutFormat::Parquet;
+    // Provisional schemas need the result held until it is checked: statements run here (not in the
+    // shell), printed results are collected first, files written aside and renamed.
+    let checked = !interactive;
     let table_opts = SqlOptions { first_items: checked.then_some(a.first_items), ..opts.clone() };
     let mut tables: Vec<Registered> = Vec::new();
     for spec in &a.tables {
@@ -133,7 +133,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
     }
     for sql in statements {
         let r = if a.output.is_some() || a.format == OutFormat::Parquet {
-            write_result(&ctx, &sql, &a, rt)
+            write_checked(&ctx, &sql, &a, &mut tables, &opts, rt)
         } else {
             let format = match a.format {
                 OutFormat::Table => PrintFormat::Table,
@@ -229,8 +229,64 @@ fn print_options(a: &Args, format: PrintFormat) -> PrintOptions {
     }
 }
 
-fn write_result(ctx: &SessionContext, sql: &str, a: &Args, rt: &tokio::runtime::Runtime) -> crate::Result<()> {
+/// `-o FILE` over tables some of which may have provisional schemas: the
+/// result is written beside FILE and renamed onto it once every provisional
+/// table says its scans were exact; otherwise those tables are made exact
+/// and the query runs again (see [`run_checked`]).
+fn write_checked(
+    ctx: &SessionContext,
+    sql: &str,
+    a: &Args,
+    tables: &mut [Registered],
+    opts: &SqlOptions,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<()> {
     let out = a.output.as_ref().ok_or_else(|| Error::Usage("--format parquet needs -o FILE".into()))?;
+    if !tables.iter().any(|t| t.provisional.is_some()) {
+        return write_result(ctx, sql, a, out, rt);
+    }
+    for (p, _) in tables.iter().filter_map(|t| t.provisional.as_ref()) {
+        p.reset();
+    }
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let aside = out.with_file_name(format!(".{name}.dynolake-{}", std::process::id()));
+    let written = write_result(ctx, sql, a, &aside, rt);
+    let mut retry = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let Some((p, _)) = &t.provisional else { continue };
+        if let Err(why) = p.verdict() {
+            retry.push((i, why));
+        } else if let Err(e) = &written
+            && e.to_string().contains("No field named")
+        {
+            retry.push((i, "a column the query names is not among the first items' attributes".to_string()));
+        }
+    }
+    if retry.is_empty() {
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&aside);
+            return Err(e);
+        }
+        return std::fs::rename(&aside, out)
+            .map_err(|e| Error::io(format!("moving the result to {}", out.display()), e));
+    }
+    let _ = std::fs::remove_file(&aside);
+    for (i, why) in retry {
+        if !a.quiet {
+            eprintln!("{}: {why}; inferring the exact schema and running the query again", tables[i].name);
+        }
+        tables[i].make_exact(ctx, opts, rt)?;
+    }
+    write_result(ctx, sql, a, out, rt)
+}
+
+fn write_result(
+    ctx: &SessionContext,
+    sql: &str,
+    a: &Args,
+    out: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<()> {
     let path = out.to_str().ok_or_else(|| Error::Usage("the output path is not UTF-8".into()))?;
     rt.block_on(async {
         let df = ctx.sql(sql).await.map_err(|e| explain(ctx, e))?;

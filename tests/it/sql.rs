@@ -249,6 +249,28 @@ fn queries_check_the_first_items_schema_and_cache_the_exact_one() {
     assert_eq!(stdout(&o).lines().nth(1), Some("5"), "{}", stdout(&o));
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 
+    // Written to a file: aside first, renamed once checked; with a value that does not fit, run again.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_env = [("DYNOLAKE_CACHE_DIR", fresh.path().display().to_string())];
+    let file = dir.path().join("drift.csv");
+    let o = dynolake(
+        &["sql", &src, "-e", drifts, "--format", "csv", "--first-items", "100", "-o", file.to_str().unwrap()],
+        &fresh_env,
+    );
+    assert_code(&o, 0);
+    assert!(stderr(&o).contains("values of payload did not fit"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), exact(drifts));
+    let fits_file = dir.path().join("fits.csv");
+    let o = dynolake(
+        &["sql", &src, "-e", fits, "--format", "csv", "--first-items", "10", "-o", fits_file.to_str().unwrap()],
+        &fresh_env,
+    );
+    assert_code(&o, 0);
+    assert_eq!(std::fs::read_to_string(&fits_file).unwrap(), exact(fits));
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains(".dynolake-")), "nothing left aside: {names:?}");
+
     // A column none of the first items has: planned again with the exact schema.
     let absent = "SELECT max(precise) FROM orders";
     let o = run(absent, "10", &[]);
