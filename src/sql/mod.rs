@@ -198,6 +198,21 @@ pub fn register_table(
         Err(Error::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
+    // One Parquet file (a `sql -o` result, say).
+    if loc.prefix.filename().is_some_and(|f| f.ends_with(".parquet"))
+        && rt.block_on(object_store::ObjectStoreExt::head(&loc.store, &loc.prefix)).is_ok()
+    {
+        let stem = loc.file_name().unwrap_or("t").trim_end_matches(".parquet").to_string();
+        let name = name.unwrap_or_else(|| safe_name(&stem));
+        let url = match &loc.kind {
+            LocationKind::S3 { bucket } => format!("s3://{bucket}/{}", loc.prefix),
+            LocationKind::Local => format!("/{}", loc.prefix),
+        };
+        let options = datafusion::prelude::ParquetReadOptions::default();
+        rt.block_on(ctx.register_parquet(name.as_str(), &url, options))
+            .map_err(|e| Error::engine(format!("opening {}", loc.url), e))?;
+        return Ok(Registered { name, kind: TableKind::Parquet { partitions: Vec::new() }, provisional: None });
+    }
     // A Delta table (`merge --format delta` writes them).
     if let Some(table) = rt.block_on(crate::delta::open(&loc))? {
         let name = name.unwrap_or_else(|| safe_name(loc.file_name().unwrap_or("t")));

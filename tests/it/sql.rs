@@ -201,6 +201,10 @@ fn sql_over_s3_and_results_to_parquet() {
         .unwrap();
     let rows: usize = r.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 400);
+    // The result file is a table too (named after it).
+    let o = dynolake(&["sql", file.to_str().unwrap(), "-e", "SELECT count(*) AS n FROM r", "--format", "csv"], &[]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "n\n400\n");
 }
 
 /// Queries run with the first items' schema when every value they decode fits it, are run again
