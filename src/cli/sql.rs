@@ -167,11 +167,7 @@ fn run_checked(
     rt: &tokio::runtime::Runtime,
 ) -> crate::Result<()> {
     use futures::StreamExt;
-    for t in tables.iter() {
-        if let Some((p, _)) = &t.provisional {
-            p.reset();
-        }
-    }
+    reset(tables);
     let started = std::time::Instant::now();
     let max_rows = match print.maxrows {
         MaxRows::Unlimited => usize::MAX,
@@ -192,28 +188,11 @@ fn run_checked(
         }
         Ok::<_, datafusion::error::DataFusionError>((schema, batches, rows))
     });
-    let mut retry = Vec::new();
-    for (i, t) in tables.iter().enumerate() {
-        let Some((p, _)) = &t.provisional else { continue };
-        if let Err(why) = p.verdict() {
-            retry.push((i, why));
-        } else if let Err(e) = &collected
-            && e.to_string().contains("No field named")
-        {
-            // A column the first items do not have may still be in the export.
-            retry.push((i, "a column the query names is not among the first items' attributes".to_string()));
-        }
-    }
-    if retry.is_empty() {
+    let failed = collected.as_ref().err().map(|e| e.to_string());
+    if !make_exact_where_needed(tables, failed.as_deref(), quiet, ctx, opts, rt)? {
         let (schema, batches, rows) = collected.map_err(|e| explain(ctx, e))?;
         let format = ctx.task_ctx().session_config().options().format.clone();
         return print.print_batches(schema, &batches, started, rows, &format).map_err(|e| explain(ctx, e));
-    }
-    for (i, why) in retry {
-        if !quiet {
-            eprintln!("{}: {why}; inferring the exact schema and running the query again", tables[i].name);
-        }
-        tables[i].make_exact(ctx, opts, rt)?;
     }
     rt.block_on(datafusion_cli::exec::exec_from_commands(ctx, vec![sql.to_string()], print))
         .map_err(|e| explain(ctx, e))
@@ -245,24 +224,12 @@ fn write_checked(
     if !tables.iter().any(|t| t.provisional.is_some()) {
         return write_result(ctx, sql, a, out, rt);
     }
-    for (p, _) in tables.iter().filter_map(|t| t.provisional.as_ref()) {
-        p.reset();
-    }
+    reset(tables);
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let aside = out.with_file_name(format!(".{name}.dynolake-{}", std::process::id()));
     let written = write_result(ctx, sql, a, &aside, rt);
-    let mut retry = Vec::new();
-    for (i, t) in tables.iter().enumerate() {
-        let Some((p, _)) = &t.provisional else { continue };
-        if let Err(why) = p.verdict() {
-            retry.push((i, why));
-        } else if let Err(e) = &written
-            && e.to_string().contains("No field named")
-        {
-            retry.push((i, "a column the query names is not among the first items' attributes".to_string()));
-        }
-    }
-    if retry.is_empty() {
+    let failed = written.as_ref().err().map(|e| e.to_string());
+    if !make_exact_where_needed(tables, failed.as_deref(), a.quiet, ctx, opts, rt)? {
         if let Err(e) = written {
             let _ = std::fs::remove_file(&aside);
             return Err(e);
@@ -271,13 +238,45 @@ fn write_checked(
             .map_err(|e| Error::io(format!("moving the result to {}", out.display()), e));
     }
     let _ = std::fs::remove_file(&aside);
-    for (i, why) in retry {
-        if !a.quiet {
-            eprintln!("{}: {why}; inferring the exact schema and running the query again", tables[i].name);
-        }
-        tables[i].make_exact(ctx, opts, rt)?;
-    }
     write_result(ctx, sql, a, out, rt)
+}
+
+/// Before a statement: the provisional tables forget what earlier scans saw.
+fn reset(tables: &[Registered]) {
+    for (p, _) in tables.iter().filter_map(|t| t.provisional.as_ref()) {
+        p.reset();
+    }
+}
+
+/// After a statement ran over provisional tables (`failed`: its error, if
+/// any): make exact each table whose scans were not, or whose first items
+/// lack a column the query named, saying why. True when any was: the
+/// statement must run again.
+fn make_exact_where_needed(
+    tables: &mut [Registered],
+    failed: Option<&str>,
+    quiet: bool,
+    ctx: &SessionContext,
+    opts: &SqlOptions,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<bool> {
+    let mut retry = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let Some((p, _)) = &t.provisional else { continue };
+        if let Err(why) = p.verdict() {
+            retry.push((i, why));
+        } else if failed.is_some_and(|e| e.contains("No field named")) {
+            // A column the first items do not have may still be in the export.
+            retry.push((i, "a column the query names is not among the first items' attributes".to_string()));
+        }
+    }
+    for (i, why) in &retry {
+        if !quiet {
+            eprintln!("{}: {why}; inferring the exact schema and running the query again", tables[*i].name);
+        }
+        tables[*i].make_exact(ctx, opts, rt)?;
+    }
+    Ok(!retry.is_empty())
 }
 
 fn write_result(

@@ -77,6 +77,32 @@ pub struct ManifestSummary {
 }
 
 impl ManifestSummary {
+    /// A summary dynolake makes for data it found or wrote itself (a scan's
+    /// staged export, a folder of Streams records): what is not known is absent.
+    pub fn made_here(version: &str, export_arn: String, table_arn: String, export_type: ExportType) -> Self {
+        ManifestSummary {
+            version: version.into(),
+            export_arn,
+            start_time: None,
+            end_time: None,
+            table_arn,
+            table_id: None,
+            export_time: None,
+            export_from_time: None,
+            export_to_time: None,
+            s3_bucket: None,
+            s3_prefix: None,
+            s3_sse_algorithm: None,
+            s3_sse_kms_key_id: None,
+            manifest_files_s3_key: String::new(),
+            billed_size_bytes: None,
+            item_count: 0,
+            output_format: OutputFormat::DynamodbJson,
+            export_type,
+            output_view: None,
+        }
+    }
+
     pub fn parse(file: &str, bytes: &[u8]) -> Result<Self> {
         serde_json::from_slice(bytes).map_err(|e| Error::manifest(file, format!("not a valid export summary: {e}")))
     }

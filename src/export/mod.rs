@@ -120,27 +120,12 @@ pub async fn open_stream_records(loc: &Location) -> Result<Export> {
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let name = loc.file_name().unwrap_or("streams").to_string();
-    let summary = ManifestSummary {
-        version: "dynolake-stream-records".into(),
-        export_arn: loc.url.clone(),
-        start_time: None,
-        end_time: None,
-        table_arn: String::new(),
-        table_id: None,
-        export_time: None,
-        export_from_time: None,
-        export_to_time: None,
-        s3_bucket: None,
-        s3_prefix: None,
-        s3_sse_algorithm: None,
-        s3_sse_kms_key_id: None,
-        manifest_files_s3_key: String::new(),
-        billed_size_bytes: None,
-        item_count: 0,
-        output_format: OutputFormat::DynamodbJson,
-        export_type: ExportType::StreamRecords,
-        output_view: None,
-    };
+    let summary = ManifestSummary::made_here(
+        "dynolake-stream-records",
+        loc.url.clone(),
+        String::new(),
+        ExportType::StreamRecords,
+    );
     Ok(Export {
         id: name,
         location: loc.clone(),

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::capacity::Budget;
 use super::{aws, json};
 use crate::error::{Error, Result};
-use crate::export::manifest::{DataFileEntry, ExportType, ManifestSummary, OutputFormat};
+use crate::export::manifest::{DataFileEntry, ExportType, ManifestSummary};
 use crate::export::{self, Export};
 use crate::store::Location;
 
@@ -425,25 +425,17 @@ async fn write_manifests(ctx: &Ctx, dir: &Path, checkpoints: &[Checkpoint]) -> R
     let id = &ctx.record.export_id;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let summary = ManifestSummary {
-        version: "2020-06-30".into(),
-        export_arn: format!("{}/scan/{id}", ctx.table.arn),
         start_time: Some(ctx.record.started_at.clone()),
-        end_time: Some(now.clone()),
-        table_arn: ctx.table.arn.clone(),
-        table_id: None,
+        end_time: Some(now),
         export_time: Some(ctx.record.started_at.clone()),
-        export_from_time: None,
-        export_to_time: None,
-        s3_bucket: None,
-        s3_prefix: None,
-        s3_sse_algorithm: None,
-        s3_sse_kms_key_id: None,
         manifest_files_s3_key: format!("AWSDynamoDB/{id}/manifest-files.json"),
-        billed_size_bytes: None,
         item_count: items,
-        output_format: OutputFormat::DynamodbJson,
-        export_type: ExportType::FullExport,
-        output_view: None,
+        ..ManifestSummary::made_here(
+            "2020-06-30",
+            format!("{}/scan/{id}", ctx.table.arn),
+            ctx.table.arn.clone(),
+            ExportType::FullExport,
+        )
     };
     let summary = serde_json::to_vec(&summary).expect("serializable");
     let st = &ctx.staging;
