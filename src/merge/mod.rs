@@ -537,20 +537,33 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
             .block_on(async { ctx.sql(&sql).await?.execute_stream_partitioned().await })
             .map_err(|e| Error::engine("planning the merge", e))?;
         lap(&mut stages.plan_seconds);
-        let jobs = streams.len();
+        // One writer per job, not per stream: the query has a stream per
+        // partition of each side of its UNION (the base's and the changes'),
+        // and every open Parquet writer holds a row group in progress and a
+        // zstd context pair per column (~0.5 MiB a column here). A writer
+        // takes its streams one after another; none waits on another's. The
+        // changes' streams (the UNION's last) go first: their join's build side
+        // (the winning changes) is freed before the writers fill up with the base.
+        let jobs = opts.jobs.clamp(1, streams.len().max(1));
+        let mut shares: Vec<Vec<_>> = (0..jobs).map(|_| Vec::new()).collect();
+        for (i, stream) in streams.into_iter().rev().enumerate() {
+            shares[i % jobs].push(stream);
+        }
         let written: Result<Vec<DatasetSink>> = std::thread::scope(|s| {
-            let handles: Vec<_> = streams
+            let handles: Vec<_> = shares
                 .into_iter()
                 .enumerate()
-                .map(|(w, mut stream)| {
+                .map(|(w, share)| {
                     let (batch_schema, wopts, run_id) = (batch_schema.clone(), wopts.clone(), &run_id);
                     s.spawn(move || -> Result<DatasetSink> {
                         let mut sink =
                             DatasetSink::new(dest, run_id, w, batch_schema.clone(), wopts, rt.handle().clone())?;
-                        while let Some(b) = rt.block_on(stream.next()) {
-                            let b = b.map_err(|e| Error::engine("merging", e))?;
-                            crate::pipeline::BatchSink::write(&mut sink, conform(&b, &batch_schema)?)?;
-                            crate::cancel::check()?;
+                        for mut stream in share {
+                            while let Some(b) = rt.block_on(stream.next()) {
+                                let b = b.map_err(|e| Error::engine("merging", e))?;
+                                crate::pipeline::BatchSink::write(&mut sink, conform(&b, &batch_schema)?)?;
+                                crate::cancel::check()?;
+                            }
                         }
                         Ok(sink)
                     })
