@@ -339,6 +339,18 @@ impl<'a> Cursor<'a> {
                 self.string(scratch)?;
             }
             Some(b'{') => {
+                // Most skipped values are compact scalars, `{"S":"…"}`: the
+                // string, then the closing brace. Anything else (a second
+                // member, blanks) goes the general way from the start.
+                let at = self.pos;
+                if self.compact_scalar_opening().is_some() {
+                    self.string(scratch)?;
+                    if self.buf.get(self.pos) == Some(&b'}') {
+                        self.pos += 1;
+                        return Ok(());
+                    }
+                    self.pos = at;
+                }
                 self.pos += 1;
                 let mut first = true;
                 while self.next_member(&mut first)? {
@@ -480,5 +492,26 @@ mod tests {
         let (a, b) = c.skip_value().unwrap();
         assert_eq!(&c.slice(a, b)[..5], br#"{"a":"#);
         assert!(Cursor::new(br#"{"a":[1,}"#).skip_value().is_err());
+    }
+
+    #[test]
+    fn skipping_compact_scalars_and_what_only_starts_like_one() {
+        // Each skips to the end of its value exactly, fast path or not.
+        for v in [
+            r#"{"S":"a"}"#,
+            r#"{"N":"-1.5e3"}"#,
+            r#"{"S":"q\"\\}"}"#,
+            r#"{"S":"a" }"#,
+            r#"{"S":"a","x":{"S":"b"}}"#,
+            r#"{"M":{"k":{"S":"v"},"l":{"L":[{"N":"1"},{"B":"AA=="}]}}}"#,
+        ] {
+            let line = format!("{v}  ,");
+            let mut c = Cursor::new(line.as_bytes());
+            let (a, b) = c.skip_value().unwrap();
+            assert_eq!(c.slice(a, b), v.as_bytes(), "{v}");
+        }
+        for bad in [r#"{"S":"a"#, r#"{"S":"q"\}"}"#, r#"{"S":"a",}"#, r#"{"S":"a" x}"#, r#"{"S":"a""#] {
+            assert!(Cursor::new(bad.as_bytes()).skip_value().is_err(), "{bad}");
+        }
     }
 }
