@@ -461,8 +461,16 @@ fn export_start_status_wait_and_watch_against_moto() {
     create_table(&c, &rt, "orders", false);
     fill(&c, &rt, "orders", 20, 1);
     let env = moto.env();
+    // `export start` of the orders table, with these options.
+    let start = |more: &[&'static str]| -> Vec<&'static str> {
+        ["export", "start", "--table", "orders", "--to", "s3://exports-bucket/orders"]
+            .iter()
+            .chain(more)
+            .copied()
+            .collect()
+    };
     // Point-in-time recovery is off: refused before the call, saying how to turn it on.
-    let o = dynolake(&["export", "start", "--table", "orders", "--to", "s3://exports-bucket/orders"], &env);
+    let o = dynolake(&start(&[]), &env);
     assert_code(&o, 2);
     assert!(
         stderr(&o).contains("point-in-time recovery is off") && stderr(&o).contains("--enable-pitr"),
@@ -471,41 +479,21 @@ fn export_start_status_wait_and_watch_against_moto() {
     );
     // A window DynamoDB would refuse is refused before the call.
     let o = dynolake(
-        &[
-            "export",
-            "start",
-            "--table",
-            "orders",
-            "--to",
-            "s3://exports-bucket/orders",
+        &start(&[
             "--incremental",
             "--from",
             "2026-01-01T00:00:00Z",
             "--until",
             "2026-01-01T00:10:00Z",
             "--enable-pitr",
-        ],
+        ]),
         &env,
     );
     assert_code(&o, 2);
     assert!(stderr(&o).contains("15 minutes to 24 hours"), "{}", stderr(&o));
 
     // The bucket does not exist: the export fails, and --wait says so with AWS's code.
-    let o = dynolake(
-        &[
-            "export",
-            "start",
-            "--table",
-            "orders",
-            "--to",
-            "s3://exports-bucket/orders",
-            "--enable-pitr",
-            "--wait",
-            "--poll",
-            "0.1",
-        ],
-        &env,
-    );
+    let o = dynolake(&start(&["--enable-pitr", "--wait", "--poll", "0.1"]), &env);
     assert_code(&o, 1);
     assert!(stderr(&o).contains("S3NoSuchBucket"), "{}", stderr(&o));
     let failed_arn = stdout(&o).lines().find(|l| l.starts_with("export ")).map(|l| l[6..].trim().to_string()).unwrap();
@@ -519,7 +507,7 @@ fn export_start_status_wait_and_watch_against_moto() {
 
     // With the bucket: it completes; `wait` reports it; `list` lists both.
     moto.create_bucket("exports-bucket");
-    let o = dynolake(&["export", "start", "--table", "orders", "--to", "s3://exports-bucket/orders", "--json"], &env);
+    let o = dynolake(&start(&["--json"]), &env);
     assert_code(&o, 0);
     let arn = json_of(&o)[0]["export_arn"].as_str().unwrap().to_string();
     let o = dynolake(&["export", "wait", &arn, "--poll", "0.1", "--json"], &env);
@@ -535,22 +523,7 @@ fn export_start_status_wait_and_watch_against_moto() {
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&arn) && listed.contains(&failed_arn));
     // Options for the conversion that follows are checked before an export starts.
-    let o = dynolake(
-        &[
-            "export",
-            "start",
-            "--table",
-            "orders",
-            "--to",
-            "s3://exports-bucket/orders",
-            "--wait",
-            "--convert",
-            "/tmp/x",
-            "--",
-            "--bogus",
-        ],
-        &env,
-    );
+    let o = dynolake(&start(&["--wait", "--convert", "/tmp/x", "--", "--bogus"]), &env);
     assert_code(&o, 2);
     assert!(stderr(&o).contains("--bogus"), "{}", stderr(&o));
     let o = dynolake(&["export", "list", "--table", "orders", "--json"], &env);
