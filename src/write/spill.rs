@@ -17,9 +17,10 @@
 //! keeps. Not an IPC file with per-buffer LZ4 frames: with hundreds of
 //! partitions a chunk holds a few hundred rows, and a frame per buffer (three
 //! a column) cost more in allocating, zeroing and framing than in
-//! compressing — on a `day(…)` conversion a fifth of the CPU went to the
-//! spill. One block per chunk compresses the same bytes once, and decompresses
-//! into a buffer the batch then owns.
+//! compressing: on a `day(…)` conversion LZ4 took ~11 % of the CPU that way,
+//! ~6 % as one block per chunk, which also decompresses straight into the
+//! buffer the batch then owns (and packs tighter: 435 against 540 MB of
+//! spill at most on the 2M-item corpus).
 //!
 //! Spill files live in a temporary directory (under `--spill-dir`, else the
 //! system's), removed when the last run referring to it is dropped, whether
