@@ -402,9 +402,9 @@ mod tests {
         }
     }
 
-    /// A damaged spill file is an error naming it, never decoded.
-    #[test]
-    fn a_damaged_spill_file_is_an_error_naming_it() {
+    /// One chunk of 500 rows spilled, read back once whole; then `damage`
+    /// is done to its file, and reading it again must fail naming the file.
+    fn damaged_chunk_error(damage: impl FnOnce(&Path, &Chunk)) -> String {
         let dir = tempfile::tempdir().unwrap();
         let b = batch(500, 8);
         let mut spill = Spill::new(dir.path(), b.schema());
@@ -412,25 +412,29 @@ mod tests {
         let spilled = spill.finish().unwrap();
         let chunk = &spilled["p=1"].chunks[0];
         assert_eq!(Readers::default().read(chunk).unwrap(), b);
-        let mut bytes = std::fs::read(&chunk.run.path).unwrap();
-        bytes[chunk.header + chunk.packed / 2] ^= 0x5a;
-        std::fs::write(&chunk.run.path, bytes).unwrap();
+        damage(&chunk.run.path, chunk);
         let err = Readers::default().read(chunk).unwrap_err().to_string();
-        assert!(err.contains(&chunk.run.path.display().to_string()) && err.contains("checksum"), "{err}");
+        assert!(err.contains(&chunk.run.path.display().to_string()), "{err}");
+        err
+    }
+
+    /// A damaged spill file is an error naming it, never decoded.
+    #[test]
+    fn a_damaged_spill_file_is_an_error_naming_it() {
+        let err = damaged_chunk_error(|path, chunk| {
+            let mut bytes = std::fs::read(path).unwrap();
+            bytes[chunk.header + chunk.packed / 2] ^= 0x5a;
+            std::fs::write(path, bytes).unwrap();
+        });
+        assert!(err.contains("checksum"), "{err}");
     }
 
     /// A spill file cut short is an error naming it, not a panic or short data.
     #[test]
     fn a_truncated_spill_file_is_an_error_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = batch(500, 9);
-        let mut spill = Spill::new(dir.path(), b.schema());
-        spill.push(b.clone(), vec![("p=1".into(), vec![Some("1".into())], 0, 500)]);
-        let spilled = spill.finish().unwrap();
-        let chunk = &spilled["p=1"].chunks[0];
-        let f = std::fs::OpenOptions::new().write(true).open(&chunk.run.path).unwrap();
-        f.set_len((chunk.header + chunk.packed / 2) as u64).unwrap();
-        let err = Readers::default().read(chunk).unwrap_err().to_string();
-        assert!(err.contains(&chunk.run.path.display().to_string()), "{err}");
+        damaged_chunk_error(|path, chunk| {
+            let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            f.set_len((chunk.header + chunk.packed / 2) as u64).unwrap();
+        });
     }
 }
