@@ -154,7 +154,7 @@ impl Spill {
                 self.dir.insert(Arc::new(d)).clone()
             }
         };
-        let path = dir.path().join(format!("run-{:05}.arrow", self.runs));
+        let path = dir.path().join(format!("run-{:05}.chunks", self.runs));
         self.runs += 1;
         let name = path.display().to_string();
         let ipc = |e| Error::engine(format!("writing spill file {name}"), e);
