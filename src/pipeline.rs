@@ -155,7 +155,9 @@ pub fn lines_of(export: &Export, opts: &DecodeOptions) -> DecodeOptions {
     o
 }
 
-/// Decode every data file of `export` with `schema`; `make_sink(worker)` gives each worker its sink.
+/// Decode every data file of `export` with `schema`; `make_sink(worker)` gives
+/// each worker its sink. Rejected lines go to `rejects`; without it the first
+/// one stops the scan with an error naming it.
 pub fn decode_export<S: BatchSink>(
     export: &Export,
     rt: &tokio::runtime::Handle,
@@ -355,8 +357,13 @@ fn scan_file<S: BatchSink>(
     Ok((facts, times))
 }
 
+/// Rejected lines go to `sink`; with none, the first is an error naming its
+/// file, line and attribute path (nothing is dropped quietly).
 fn write_rejects(sink: Option<&RejectSink>, rejects: Vec<Reject>) -> Result<()> {
-    let (Some(sink), false) = (sink, rejects.is_empty()) else { return Ok(()) };
+    let Some(first) = rejects.first() else { return Ok(()) };
+    let Some(sink) = sink else {
+        return Err(Error::Decode { position: first.position.clone(), message: first.reason.clone() });
+    };
     let mut w = sink.lock().unwrap();
     for r in rejects {
         let rec = serde_json::json!({

@@ -68,6 +68,10 @@ pub struct Args {
     /// MiB each worker may hold in row groups being built and output buffers
     #[arg(long, default_value_t = 96, value_name = "MIB")]
     worker_memory: usize,
+    /// MiB of decoded changes held in memory while they are ranked (a full
+    /// export as the base); more changes than that are read twice instead
+    #[arg(long, default_value_t = 192, value_name = "MIB")]
+    changes_memory: usize,
     /// Take over the destination's lease from this run, which you know to be dead
     #[arg(long, value_name = "RUN")]
     break_lease: Option<String>,
@@ -103,6 +107,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Runtime) -> CliResult {
         jobs: a.jobs.unwrap_or_else(crate::pipeline::default_jobs).max(1),
         max_open_files: a.max_open_files,
         worker_memory_mib: a.worker_memory,
+        changes_memory_mib: a.changes_memory,
         max_rows_per_file: a.max_rows_per_file,
         spill_dir: a.spill_dir.clone(),
         progress: Some(progress.clone()),

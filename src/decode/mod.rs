@@ -17,6 +17,7 @@
 
 pub mod builder;
 mod ion;
+pub mod keys;
 mod lines;
 pub mod record;
 mod shadow;
@@ -197,6 +198,9 @@ pub struct DecodeOptions {
     pub collect_stats: bool,
     /// The inference options those statistics (and the catch-all's checks) follow.
     pub infer: InferOptions,
+    /// Leave out the rows with these keys (decoded, counted as items and in
+    /// the statistics, but not in any batch).
+    pub skip: Option<std::sync::Arc<keys::SkipKeys>>,
 }
 
 impl Default for DecodeOptions {
@@ -212,6 +216,7 @@ impl Default for DecodeOptions {
             projection: None,
             collect_stats: false,
             infer: InferOptions::default(),
+            skip: None,
         }
     }
 }
@@ -253,6 +258,8 @@ pub struct ItemDecoder {
     stats: DecodeStats,
     scratch: Vec<u8>,
     bytes: Vec<u8>,
+    /// The row's key, when rows are skipped by key.
+    key: Vec<u8>,
     /// A value respelled as canonical DynamoDB JSON, for the catch-all.
     raw: Vec<u8>,
     /// Change records: the facts of the line being decoded, of each buffered
@@ -305,6 +312,7 @@ impl ItemDecoder {
             rejects: Vec::new(),
             stats: DecodeStats::default(),
             scratch: Vec::new(),
+            key: Vec::new(),
             bytes: Vec::new(),
             raw: Vec::new(),
             change: None,
@@ -482,6 +490,15 @@ impl ItemDecoder {
         }
         let row = self.rows;
         match self.item(line) {
+            Ok(()) if self.opts.skip.as_ref().is_some_and(|s| s.holds(&self.columns, row, &mut self.key)) => {
+                for c in &mut self.columns {
+                    c.truncate(row);
+                }
+                self.extra.truncate(row);
+                self.change = None;
+                self.stats.items += 1;
+                Ok(())
+            }
             Ok(()) => {
                 self.rows += 1;
                 self.row_lines.push(self.line);

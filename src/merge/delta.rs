@@ -108,7 +108,7 @@ pub(super) fn run(
             (table, metrics.num_target_files_added)
         }
         _ => {
-            register_base(&ctx, &plan.start, &schema, opts.jobs, rt, None, opts.progress.as_ref())?;
+            register_base(&ctx, &plan.start, &schema, opts.jobs, rt, opts.progress.as_ref())?;
             let sql = merged_query(&ctx, rt, &schema, &unions, &key_cols)?;
             let df = rt.block_on(ctx.sql(&sql)).map_err(|e| Error::engine("planning the merge", e))?;
             let plan_df = df.logical_plan().clone();
@@ -146,6 +146,7 @@ pub(super) fn run(
         current_to: iso(plan.current_to),
         written: true,
         change_records,
+        change_scans: 0,
         rows,
         files,
         partitions: 0,

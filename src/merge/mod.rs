@@ -16,13 +16,16 @@
 //! committed atomically, local or S3), with the new [`MergeState`] in the
 //! commit record.
 //!
-//! Memory: the base streams through a hash anti-join whose build side is the
-//! changes' keys; the changes are ranked by a sort that spills. So memory
-//! grows with the changes applied in one run, not with the table.
+//! Memory: the base streams past the changed keys (a hash set, or a hash
+//! anti-join's build side for a dataset base); the changes are ranked by a
+//! sort that spills. So memory grows with the changes applied in one run, not
+//! with the table. A full export as the base goes through `convert`'s own
+//! pipeline rather than SQL (see [`direct`]).
 //!
 //! With `--format delta` the result is a Delta Lake table instead (see [`delta`]).
 
 mod delta;
+mod direct;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -39,7 +42,7 @@ use crate::export::{self, Export, ExportType};
 use crate::pipeline::{InferRun, Progress, infer_table_stats};
 use crate::schema::Schema;
 use crate::schema::infer::{InferOptions, TableStats};
-use crate::sql::export_table::{ExportTable, Gathered};
+use crate::sql::export_table::ExportTable;
 use crate::store::Location;
 use crate::write::commit::{self, CommitRecord, MergeState, Mode, SourceInfo};
 use crate::write::files::{Format, ParquetSettings, parse_compression};
@@ -368,6 +371,8 @@ pub struct MergeOptions {
     pub max_rows_per_file: u64,
     pub row_group_rows: usize,
     pub worker_memory_mib: usize,
+    /// Decoded changes held in memory at most (a full export as the base); more are read twice.
+    pub changes_memory_mib: usize,
     pub spill_dir: Option<std::path::PathBuf>,
     /// Counts the base's items as the merge reads them (a full-export base), for progress bars.
     pub progress: Option<Arc<crate::pipeline::Progress>>,
@@ -390,6 +395,7 @@ impl Default for MergeOptions {
             max_rows_per_file: 10_000_000,
             row_group_rows: 1_048_576,
             worker_memory_mib: 96,
+            changes_memory_mib: 192,
             spill_dir: None,
             progress: None,
             overwrite: false,
@@ -411,6 +417,9 @@ pub struct MergeSummary {
     /// False when there was nothing new to apply (nothing was written).
     pub written: bool,
     pub change_records: u64,
+    /// How many times the changes were read to merge them (inference aside):
+    /// 1 when they were held in memory, 2 when they were too big for that.
+    pub change_scans: u32,
     pub rows: u64,
     pub files: usize,
     pub partitions: usize,
@@ -463,6 +472,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
             current_to: iso(plan.current_to),
             written: false,
             change_records: 0,
+            change_scans: 0,
             rows: 0,
             files: 0,
             partitions: 0,
@@ -511,16 +521,53 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         config.options_mut().optimizer.hash_join_single_partition_threshold = 1 << 30;
         config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 1 << 26;
         let ctx = datafusion::prelude::SessionContext::new_with_config(config);
-        let gathered = Arc::new(Gathered::default());
         if let Some(p) = &opts.progress {
             p.items.store(0, std::sync::atomic::Ordering::Relaxed);
             p.uncompressed_bytes.store(0, std::sync::atomic::Ordering::Relaxed);
         }
-        let counting = opts.progress.as_ref();
-        register_base(&ctx, &plan.start, &schema, opts.jobs, rt, check.is_some().then_some(&gathered), counting)?;
+        // A full export as the base is read by convert's pipeline (below), not as a table.
+        let export_base = match &plan.start {
+            Start::Export(e) => Some(e.as_ref().clone()),
+            Start::Dataset { .. } | Start::Delta { .. } => {
+                register_base(&ctx, &plan.start, &schema, opts.jobs, rt, None)?;
+                None
+            }
+        };
         let unions = register_changes(&ctx, &plan, &schema, opts.jobs)?;
         advance_for_streams(&ctx, rt, &mut plan, &unions)?;
-        let sql = merged_query(&ctx, rt, &schema, &unions, &key_cols)?;
+        let batch_schema = schema.arrow_schema();
+        // A full-export base: the changes decoded and ranked here (or, too
+        // big to hold, ranked by a narrow scan and filtered from a full one),
+        // then the base's unchanged rows (see `direct`). Else one query.
+        let from: Vec<Option<i64>> = plan
+            .changes
+            .iter()
+            .map(|e| (e.summary.export_type == ExportType::StreamRecords).then(|| plan.streams_from.timestamp_micros()))
+            .collect();
+        let (mut latest, mut held, sql) = match (&export_base, unions.is_empty()) {
+            (Some(_), true) => (None, None, None),
+            (Some(_), false) => {
+                let mut change_schema = schema.clone();
+                change_schema.changes = true;
+                match direct::hold_changes(
+                    &plan.changes,
+                    &change_schema,
+                    opts.jobs,
+                    rt.handle(),
+                    opts.changes_memory_mib << 20,
+                )? {
+                    Some(held) => {
+                        let latest = direct::Latest::of_held(&held, &batch_schema, &key_cols, &from)?;
+                        (Some(latest), Some(held), None)
+                    }
+                    None => {
+                        let latest = direct::Latest::collect(&ctx, rt, &unions, &batch_schema, &key_cols)?;
+                        (Some(latest), None, Some(direct::Latest::scan_sql(&columns(&schema), &unions)))
+                    }
+                }
+            }
+            (None, _) => (None, None, Some(merged_query(&ctx, rt, &schema, &unions, &key_cols)?)),
+        };
         let change_records: u64 = plan.changes.iter().map(|e| e.summary.item_count).sum();
 
         let job = commit::JobKey {
@@ -531,11 +578,13 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         };
         let prepared = rt.block_on(commit::prepare(dest, Mode::Overwrite, Some(&job)))?;
         let run_id = commit::new_run_id();
-        let batch_schema = schema.arrow_schema();
         let progress = Progress::default();
-        let streams = rt
-            .block_on(async { ctx.sql(&sql).await?.execute_stream_partitioned().await })
-            .map_err(|e| Error::engine("planning the merge", e))?;
+        let streams = match &sql {
+            Some(sql) => rt
+                .block_on(async { ctx.sql(sql).await?.execute_stream_partitioned().await })
+                .map_err(|e| Error::engine("planning the merge", e))?,
+            None => Vec::new(),
+        };
         lap(&mut stages.plan_seconds);
         // One writer per job, not per stream: the query has a stream per
         // partition of each side of its UNION (the base's and the changes'),
@@ -544,7 +593,11 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         // takes its streams one after another; none waits on another's. The
         // changes' streams (the UNION's last) go first: their join's build side
         // (the winning changes) is freed before the writers fill up with the base.
-        let jobs = opts.jobs.clamp(1, streams.len().max(1));
+        // With a full export as the base, every worker of its scan gets a writer.
+        let jobs = match export_base {
+            Some(_) => opts.jobs.max(1),
+            None => opts.jobs.clamp(1, streams.len().max(1)),
+        };
         let mut shares: Vec<Vec<_>> = (0..jobs).map(|_| Vec::new()).collect();
         for (i, stream) in streams.into_iter().rev().enumerate() {
             shares[i % jobs].push(stream);
@@ -554,13 +607,16 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
                 .into_iter()
                 .enumerate()
                 .map(|(w, share)| {
-                    let (batch_schema, wopts, run_id) = (batch_schema.clone(), wopts.clone(), &run_id);
+                    let (batch_schema, wopts, run_id, latest) = (batch_schema.clone(), wopts.clone(), &run_id, &latest);
                     s.spawn(move || -> Result<DatasetSink> {
                         let mut sink =
                             DatasetSink::new(dest, run_id, w, batch_schema.clone(), wopts, rt.handle().clone())?;
                         for mut stream in share {
                             while let Some(b) = rt.block_on(stream.next()) {
-                                let b = b.map_err(|e| Error::engine("merging", e))?;
+                                let mut b = b.map_err(|e| Error::engine("merging", e))?;
+                                if let Some(l) = latest {
+                                    b = l.winners(&b, batch_schema.fields().len())?;
+                                }
                                 crate::pipeline::BatchSink::write(&mut sink, conform(&b, &batch_schema)?)?;
                                 crate::cancel::check()?;
                             }
@@ -571,6 +627,35 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
                 .collect();
             handles.into_iter().map(|h| h.join().expect("a merge worker panicked")).collect()
         });
+        // The held changes' winners, then the base's unchanged rows, into the same writers.
+        let held_changes = held.is_some();
+        let written = match (held.take(), &latest) {
+            (Some(h), Some(l)) => written.and_then(|mut sinks| {
+                l.write_winners(h, &from, &batch_schema, &mut sinks)?;
+                Ok(sinks)
+            }),
+            _ => written,
+        };
+        let mut base_scan = None;
+        let written = match &export_base {
+            Some(e) => written.and_then(|sinks| {
+                let counted = Progress::default();
+                let counting = opts.progress.as_deref().unwrap_or(&counted);
+                let (report, sinks) = direct::write_unchanged(
+                    e,
+                    rt.handle(),
+                    &schema,
+                    sinks,
+                    latest.take().map(direct::Latest::into_skip),
+                    check.is_some(),
+                    opts.infer,
+                    counting,
+                )?;
+                base_scan = Some(report);
+                Ok(sinks)
+            }),
+            None => written,
+        };
         lap(&mut stages.merge_write_seconds);
         let finished = written.and_then(|sinks| {
             finish_sinks(sinks, jobs, &progress, |t| {
@@ -587,7 +672,8 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         lap(&mut stages.finish_files_seconds);
         if let Some(changes) = check.take() {
             let Start::Export(base) = &plan.start else { unreachable!("only an export base is checked") };
-            match exact_schema(base, &schema, changes, &gathered, &opts.infer) {
+            let scanned = base_scan.as_ref().expect("an export base is scanned");
+            match exact_schema(base, &schema, changes, scanned, &opts.infer) {
                 Ok(exact) => schema = exact,
                 Err(reason) => {
                     // As convert does: nothing committed; read again with the exact schema.
@@ -636,6 +722,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
             current_to: iso(plan.current_to),
             written: true,
             change_records,
+            change_scans: if unions.is_empty() { 0 } else { 2 - held_changes as u32 },
             rows,
             files: files.len(),
             partitions: partitions.len(),
@@ -655,17 +742,16 @@ fn exact_schema(
     base: &Export,
     decoded_with: &Schema,
     mut changes: TableStats,
-    gathered: &Gathered,
+    scanned: &crate::pipeline::PipelineReport,
     infer: &InferOptions,
 ) -> std::result::Result<Schema, String> {
-    let g = gathered.0.lock().unwrap();
-    if g.files != base.files.len() {
+    if scanned.files != base.files.len() {
         return Err("the base was not read to its end".into());
     }
-    if let Some((attr, _)) = g.decode.extra_by_attribute.iter().max_by_key(|(_, n)| **n) {
+    if let Some((attr, _)) = scanned.decode.extra_by_attribute.iter().max_by_key(|(_, n)| **n) {
         return Err(format!("values of `{attr}` do not fit the schema inferred from the first items"));
     }
-    changes.merge(g.stats.clone());
+    changes.merge(scanned.table_stats.clone().ok_or("no statistics were gathered")?);
     let mut exact = changes.schema(infer);
     exact.table = Some(base.table_name().to_string());
     exact.inferred_from = Some("exact".into());
@@ -971,14 +1057,13 @@ pub fn exact_merged_schema(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime
     Ok(schema)
 }
 
-/// `base`: the base's rows with the schema's columns and types.
+/// `base`: the base's rows with the schema's columns and types (`counting`: its items, for progress bars).
 fn register_base(
     ctx: &datafusion::prelude::SessionContext,
     start: &Start,
     schema: &Schema,
     jobs: usize,
     rt: &tokio::runtime::Runtime,
-    gathering: Option<&Arc<Gathered>>,
     counting: Option<&Arc<crate::pipeline::Progress>>,
 ) -> Result<()> {
     match start {
@@ -987,9 +1072,6 @@ fn register_base(
                 return Err(Error::Verify(p.clone()));
             }
             let mut table = ExportTable::new(e.as_ref().clone(), schema.clone(), jobs);
-            if let Some(g) = gathering {
-                table = table.gathering(g.clone());
-            }
             if let Some(p) = counting {
                 table = table.counting(p.clone());
             }

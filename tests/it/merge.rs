@@ -192,7 +192,8 @@ fn assert_matches_model(fx: &Fixture, dest: &Path) {
     assert_same_columns(&want, &got);
 }
 
-fn merge_chain(format: OutputFormat) {
+/// `held`: the changes fit the memory held for them (read once), or not (`--changes-memory 0`: read twice).
+fn merge_chain(format: OutputFormat, held: bool) {
     let mut fx = Fixture::new(600, format);
     // A: [0h, 2h); B overlaps A by half an hour and repeats A's changes of that half hour; C is empty;
     // D repeats B's window exactly (a duplicate export).
@@ -206,8 +207,10 @@ fn merge_chain(format: OutputFormat) {
     let d_id = fx.write((1.5, 4.0), &b, false);
     let dest = fx.dir.path().join("lake");
     let dest_s = dest.display().to_string();
-    let summary = merge(&[&fx.root(), &dest_s]);
+    let memory = if held { "192" } else { "0" };
+    let summary = merge(&[&fx.root(), &dest_s, "--changes-memory", memory]);
     assert_eq!(summary["written"], true);
+    assert_eq!(summary["change_scans"], if held { 1 } else { 2 }, "{summary}");
     let applied: Vec<&str> = summary["applied"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     // B and D are the same window: whichever comes first is applied, the other left out.
     let (first, second) = if applied[1] == b_id { (&b_id, &d_id) } else { (&d_id, &b_id) };
@@ -241,12 +244,12 @@ fn merge_chain(format: OutputFormat) {
 
 #[test]
 fn merge_applies_a_chain_like_the_model_json() {
-    merge_chain(OutputFormat::DynamodbJson);
+    merge_chain(OutputFormat::DynamodbJson, true);
 }
 
 #[test]
-fn merge_applies_a_chain_like_the_model_ion() {
-    merge_chain(OutputFormat::Ion);
+fn merge_applies_a_chain_like_the_model_ion_changes_read_twice() {
+    merge_chain(OutputFormat::Ion, false);
 }
 
 #[test]
@@ -606,7 +609,13 @@ fn merge_applies_streams_records_after_the_chain() {
     assert_eq!(summary["applied"].as_array().unwrap().len(), 2, "{summary}");
     let to = chrono::DateTime::from_timestamp(t + 7, 0).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     assert_eq!(summary["current_to"], to, "current to the newest record");
+    assert_eq!(summary["change_scans"], 1, "{summary}");
     assert_matches_model(&fx, &dest);
+    // The same with the changes read twice (too big to hold).
+    let twice = fx.dir.path().join("lake2");
+    let summary = merge(&[&fx.root(), &streams, &twice.display().to_string(), "--changes-memory", "0"]);
+    assert_eq!((summary["change_scans"].as_u64(), &summary["current_to"]), (Some(2), &serde_json::json!(to)));
+    assert_matches_model(&fx, &twice);
 }
 
 /// The library call counts the base's items as the merge reads them (what the progress bar shows):

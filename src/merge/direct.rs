@@ -1,0 +1,337 @@
+//! A merge whose base is a full export, without a join engine.
+//!
+//! The changes are small next to the base (a day's writes against a table),
+//! and through DataFusion the steps around them cost a third more CPU than
+//! `convert` of the base alone: a `GROUP BY` and a window to rank them, a
+//! hash join to pick the winning rows, another to leave the changed keys out
+//! of the base, a copy of every row the joins let through. Here:
+//!
+//! 1. [`hold_changes`]: the changes are decoded once, by `convert`'s
+//!    pipeline, and held in memory while [`Latest`] ranks them in a hash map:
+//!    each changed key's latest change, by the order of [`super::ORDER`].
+//! 2. [`Latest::write_winners`]: the rows that are their key's latest change,
+//!    unless it removed the key, go to the writers.
+//!
+//!    Changes too big for memory (`--changes-memory`) take two scans instead, as
+//!    queries: [`Latest::collect`] ranks them from their narrow columns (key,
+//!    write time, sequence, export), then [`Latest::winners`] filters their
+//!    full scan.
+//! 3. [`write_unchanged`]: the base goes through `convert`'s own pipeline
+//!    (read → decode → write, a data file per worker at a time); its decoders
+//!    leave out the rows of every key a change touched as they finish
+//!    decoding them ([`crate::decode::keys`]), so those rows are never copied.
+//!
+//! Memory grows with the number of changed keys (the map), never with the
+//! base, as it did with the joins' build sides.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use rustc_hash::FxHashMap;
+
+use crate::decode::DecodeOptions;
+use crate::decode::keys::{SkipKeys, can_be_key, key_of};
+use crate::error::{Error, Result};
+use crate::export::Export;
+use crate::pipeline::{BatchSink, PipelineOptions, PipelineReport, Progress, decode_export};
+use crate::schema::infer::InferOptions;
+use crate::schema::{CHANGE_COLUMNS, Schema};
+use crate::write::DatasetSink;
+
+/// Where a change stands among its key's: [`super::ORDER`], as a value whose
+/// maximum is the latest change. `None` sorts first, so nulls lose (`NULLS
+/// LAST` in a descending order); sequence numbers are digits, so the longer
+/// is the larger and equal lengths compare as text.
+type Rank = (Option<i64>, Option<usize>, Option<String>, i64);
+
+struct Winner {
+    rank: Rank,
+    /// A row of this rank was kept (two changes of one key can tie; one row is kept).
+    taken: AtomicBool,
+}
+
+/// Each changed key's latest change, by the key's bytes (see [`crate::decode::keys`]).
+pub(super) struct Latest {
+    /// The key columns' indices in the result's batches (the base's, and the first columns of the changes' scan).
+    columns: Vec<usize>,
+    types: Vec<DataType>,
+    winners: FxHashMap<Box<[u8]>, Winner>,
+}
+
+/// The changes' rows with the columns of `select`, then `extra`, as one query over `unions`.
+fn over_changes(select: &str, extra: &str, unions: &[String]) -> String {
+    format!("SELECT {select}, {extra} FROM ({}) AS changes", unions.join(" UNION ALL "))
+}
+
+/// What ranks a change; the winners' scan has these after the result's columns, then `_op`.
+const RANKED_BY: &str = "_write_time, _sequence, _export";
+
+impl Latest {
+    /// Rank the changes of `unions` (see `register_changes`) by their key
+    /// columns `key_cols` of the result's schema `arrow`.
+    pub(super) fn collect(
+        ctx: &datafusion::prelude::SessionContext,
+        rt: &tokio::runtime::Runtime,
+        unions: &[String],
+        arrow: &SchemaRef,
+        key_cols: &[String],
+    ) -> Result<Latest> {
+        let mut latest = Latest::new(arrow, key_cols)?;
+        let columns = std::mem::replace(&mut latest.columns, (0..key_cols.len()).collect());
+        // The narrow scan has the key columns first.
+        if !key_cols.is_empty() {
+            let keys: Vec<String> = key_cols.iter().map(|c| super::q(c)).collect();
+            let sql = over_changes(&keys.join(", "), RANKED_BY, unions);
+            let batches = rt
+                .block_on(async { ctx.sql(&sql).await?.collect().await })
+                .map_err(|e| Error::engine("ranking the changes", e))?;
+            for b in &batches {
+                let (keys, ranks) = latest.ranked(b, key_cols.len())?;
+                latest.rank(keys, ranks);
+            }
+        }
+        latest.columns = columns;
+        Ok(latest)
+    }
+
+    /// No changes yet, for keys `key_cols` of the result's schema `arrow`.
+    fn new(arrow: &SchemaRef, key_cols: &[String]) -> Result<Latest> {
+        let columns = key_cols.iter().map(|c| arrow.index_of(c)).collect::<std::result::Result<Vec<_>, _>>();
+        let columns = columns.map_err(|e| Error::engine("ranking the changes", e))?;
+        let types: Vec<DataType> = columns.iter().map(|&i| arrow.field(i).data_type().clone()).collect();
+        if let Some((c, t)) = key_cols.iter().zip(&types).find(|(_, t)| !can_be_key(t)) {
+            return Err(Error::Usage(format!(
+                "key column `{c}` has type {t}: a key attribute is a string, a number or binary (check --key and the schema)"
+            )));
+        }
+        Ok(Latest { columns, types, winners: Default::default() })
+    }
+
+    /// Take the ranked rows in: each key keeps its highest rank.
+    fn rank(&mut self, keys: Vec<Vec<u8>>, ranks: Vec<Option<Rank>>) {
+        for (key, rank) in keys.into_iter().zip(ranks) {
+            let Some(rank) = rank else { continue };
+            match self.winners.get_mut(key.as_slice()) {
+                Some(w) if w.rank >= rank => {}
+                Some(w) => w.rank = rank,
+                None => {
+                    self.winners.insert(key.into(), Winner { rank, taken: false.into() });
+                }
+            }
+        }
+    }
+
+    /// Rank the changes `held` (see [`hold_changes`]); `from[i]`: the time
+    /// before which export `i`'s rows are left out (Streams records the state
+    /// already holds).
+    pub(super) fn of_held(held: &Held, arrow: &SchemaRef, key_cols: &[String], from: &[Option<i64>]) -> Result<Latest> {
+        let mut latest = Latest::new(arrow, key_cols)?;
+        for (i, b) in &held.batches {
+            let (keys, ranks) = latest.held_ranks(*i, b, from)?;
+            latest.rank(keys, ranks);
+        }
+        Ok(latest)
+    }
+
+    /// The keys and ranks of a held batch of export `i`.
+    fn held_ranks(&self, i: usize, b: &RecordBatch, from: &[Option<i64>]) -> Result<(Vec<Vec<u8>>, Vec<Option<Rank>>)> {
+        let meta = CHANGE_COLUMNS.len();
+        let keys = self.cast_keys(b, meta)?;
+        let export = vec![i as i64; b.num_rows()];
+        rank_rows(&keys, b.column(1), b.column(2), &Int64Array::from(export), from[i])
+    }
+
+    /// Write the held changes that are their key's latest and did not remove it
+    /// into `sinks` (round robin), as rows of the result's `schema`.
+    pub(super) fn write_winners(
+        &self,
+        held: Held,
+        from: &[Option<i64>],
+        schema: &SchemaRef,
+        sinks: &mut [DatasetSink],
+    ) -> Result<()> {
+        let meta = CHANGE_COLUMNS.len();
+        let columns: Vec<usize> = (meta..meta + schema.fields().len()).collect();
+        for (n, (i, b)) in held.batches.into_iter().enumerate() {
+            let (keys, ranks) = self.held_ranks(i, &b, from)?;
+            let keep = self.keep(&keys, ranks, b.column(0))?;
+            let rows = b.project(&columns).map_err(|e| Error::engine("picking the latest changes", e))?;
+            let rows = arrow::compute::filter_record_batch(&rows, &keep)
+                .map_err(|e| Error::engine("picking the latest changes", e))?;
+            if rows.num_rows() > 0 {
+                let k = n % sinks.len();
+                sinks[k].write(super::conform(&rows, schema)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Which rows to keep: their key's latest change (the first such row, if
+    /// two tie), unless its `op` removed the key.
+    fn keep(&self, keys: &[Vec<u8>], ranks: Vec<Option<Rank>>, op: &ArrayRef) -> Result<BooleanArray> {
+        let op =
+            arrow::compute::cast(op, &DataType::Utf8).map_err(|e| Error::engine("picking the latest changes", e))?;
+        let op = op.as_string::<i32>();
+        Ok(ranks
+            .into_iter()
+            .enumerate()
+            .map(|(r, rank)| {
+                let w = rank.and_then(|rank| self.winners.get(keys[r].as_slice()).filter(|w| w.rank == rank));
+                let won = w.is_some_and(|w| !w.taken.swap(true, Ordering::Relaxed));
+                Some(won && !(op.is_valid(r) && op.value(r) == "remove"))
+            })
+            .collect())
+    }
+
+    /// The key columns of `b`, found `offset` columns after the result's, in the result's types.
+    fn cast_keys(&self, b: &RecordBatch, offset: usize) -> Result<Vec<ArrayRef>> {
+        self.columns
+            .iter()
+            .zip(&self.types)
+            .map(|(&i, t)| arrow::compute::cast(b.column(i + offset), t))
+            .collect::<std::result::Result<Vec<ArrayRef>, _>>()
+            .map_err(|e| Error::engine("reading the changed keys", e))
+    }
+
+    /// The SQL of the changes' full scan that [`Latest::winners`] reads: the
+    /// result's columns `cols`, then what ranks them, then `_op`.
+    pub(super) fn scan_sql(cols: &str, unions: &[String]) -> String {
+        over_changes(cols, &format!("{RANKED_BY}, _op"), unions)
+    }
+
+    /// The keys of `b` (its key columns at `self.columns`) and each row's
+    /// rank, read from the [`RANKED_BY`] columns starting at `at`; `None` for
+    /// a row whose key has a null (it equals no key).
+    fn ranked(&self, b: &RecordBatch, at: usize) -> Result<(Vec<Vec<u8>>, Vec<Option<Rank>>)> {
+        let keys = self.cast_keys(b, 0)?;
+        rank_rows(&keys, b.column(at), b.column(at + 1), b.column(at + 2), None)
+    }
+
+    /// The rows of a batch of the changes' scan (see [`Latest::scan_sql`])
+    /// that are their key's latest change and did not remove it, with the
+    /// result's `width` columns.
+    pub(super) fn winners(&self, b: &RecordBatch, width: usize) -> Result<RecordBatch> {
+        let engine = |e| Error::engine("picking the latest changes", e);
+        let (keys, ranks) = self.ranked(b, width)?;
+        let keep = self.keep(&keys, ranks, b.column(width + 3))?;
+        let projected = b.project(&(0..width).collect::<Vec<_>>()).map_err(engine)?;
+        arrow::compute::filter_record_batch(&projected, &keep).map_err(engine)
+    }
+
+    /// The changed keys, for the base's decoders to leave out.
+    pub(super) fn into_skip(self) -> SkipKeys {
+        SkipKeys { columns: self.columns, set: self.winners.into_keys().collect() }
+    }
+}
+
+/// The key bytes and rank of each row, from its `keys` columns (the result's
+/// types), `_write_time`, `_sequence` and export; `None` for a key with a
+/// null (it equals no key) and for a row written before `from`.
+fn rank_rows(
+    keys: &[ArrayRef],
+    time: &ArrayRef,
+    seq: &ArrayRef,
+    export: &dyn Array,
+    from: Option<i64>,
+) -> Result<(Vec<Vec<u8>>, Vec<Option<Rank>>)> {
+    let engine = |e| Error::engine("ranking the changes", e);
+    let (time, seq) = (
+        arrow::compute::cast(time, &DataType::Int64).map_err(engine)?,
+        arrow::compute::cast(seq, &DataType::Utf8).map_err(engine)?,
+    );
+    let export = arrow::compute::cast(export, &DataType::Int64).map_err(engine)?;
+    let (time, seq, export) =
+        (time.as_primitive::<Int64Type>(), seq.as_string::<i32>(), export.as_primitive::<Int64Type>());
+    let rows = time.len();
+    let mut out = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for r in 0..rows {
+        let mut key = Vec::new();
+        let whole = keys.iter().all(|c| key_of(c, r, &mut key));
+        let t = time.is_valid(r).then(|| time.value(r));
+        let written = from.is_none_or(|f| t.is_some_and(|t| t >= f));
+        out.0.push(key);
+        out.1.push((whole && written).then(|| {
+            let s = seq.is_valid(r).then(|| seq.value(r));
+            (t, s.map(str::len), s.map(String::from), export.value(r))
+        }));
+    }
+    Ok(out)
+}
+
+/// The changes, decoded (each batch with its export's index).
+pub(super) struct Held {
+    batches: Vec<(usize, RecordBatch)>,
+}
+
+/// Decode every export of `changes` with `schema` (a change table's, see
+/// [`Schema::changes`]) and hold the rows; `None` once they outgrow `budget` bytes.
+pub(super) fn hold_changes(
+    changes: &[Export],
+    schema: &Schema,
+    jobs: usize,
+    rt: &tokio::runtime::Handle,
+    budget: usize,
+) -> Result<Option<Held>> {
+    struct Holding<'a> {
+        batches: Vec<RecordBatch>,
+        used: &'a AtomicUsize,
+        over: &'a AtomicBool,
+        budget: usize,
+    }
+    impl BatchSink for Holding<'_> {
+        fn write(&mut self, b: RecordBatch) -> Result<()> {
+            let n = b.get_array_memory_size();
+            if self.used.fetch_add(n, Ordering::Relaxed) + n > self.budget {
+                self.over.store(true, Ordering::Relaxed);
+                return Err(Error::Usage("the changes outgrew the memory held for them".into()));
+            }
+            self.batches.push(b);
+            Ok(())
+        }
+    }
+    let (used, over) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let opts = PipelineOptions { jobs, decode: DecodeOptions::default(), verify: true };
+    let mut held = Vec::new();
+    for (i, e) in changes.iter().enumerate() {
+        let holding = |_| Ok(Holding { batches: Vec::new(), used: &used, over: &over, budget });
+        match decode_export(e, rt, schema, &opts, None, &Progress::default(), holding) {
+            Ok((_, sinks)) => held.extend(sinks.into_iter().flat_map(|s| s.batches).map(|b| (i, b))),
+            Err(_) if over.load(Ordering::Relaxed) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(Held { batches: held }))
+}
+
+/// Stream the base's rows whose key did not change (is not in `skip`) into
+/// `sinks` (one worker each), decoding with `schema`; with `gather`, the scan
+/// also gathers the inference statistics the schema is checked with. Returns
+/// the scan's report and every sink, used or not.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_unchanged(
+    base: &Export,
+    rt: &tokio::runtime::Handle,
+    schema: &Schema,
+    sinks: Vec<DatasetSink>,
+    skip: Option<SkipKeys>,
+    gather: bool,
+    infer: InferOptions,
+    progress: &Progress,
+) -> Result<(PipelineReport, Vec<DatasetSink>)> {
+    let jobs = sinks.len();
+    let waiting: Mutex<Vec<Option<DatasetSink>>> = Mutex::new(sinks.into_iter().map(Some).collect());
+    let skip = skip.filter(|s| !s.set.is_empty()).map(Arc::new);
+    let opts = PipelineOptions {
+        jobs,
+        decode: DecodeOptions { collect_stats: gather, infer, skip, ..Default::default() },
+        verify: true,
+    };
+    // No rejects sink: a base line that cannot be decoded is an error naming it, as it was through SQL.
+    let (report, mut sinks) = decode_export(base, rt, schema, &opts, None, progress, |w| {
+        Ok(waiting.lock().unwrap()[w].take().expect("one sink per worker"))
+    })?;
+    sinks.extend(waiting.into_inner().unwrap().into_iter().flatten());
+    Ok((report, sinks))
+}
