@@ -46,6 +46,9 @@ use crate::write::DatasetSink;
 /// is the larger and equal lengths compare as text.
 type Rank = (Option<i64>, Option<usize>, Option<String>, i64);
 
+/// Each row's key bytes and rank (`None`: the row ranks nowhere; see [`rank_rows`]).
+type Ranked = (Vec<Vec<u8>>, Vec<Option<Rank>>);
+
 struct Winner {
     rank: Rank,
     /// A row of this rank was kept (two changes of one key can tie; one row is kept).
@@ -136,7 +139,7 @@ impl Latest {
     }
 
     /// The keys and ranks of a held batch of export `i`.
-    fn held_ranks(&self, i: usize, b: &RecordBatch, from: &[Option<i64>]) -> Result<(Vec<Vec<u8>>, Vec<Option<Rank>>)> {
+    fn held_ranks(&self, i: usize, b: &RecordBatch, from: &[Option<i64>]) -> Result<Ranked> {
         let meta = CHANGE_COLUMNS.len();
         let keys = self.cast_keys(b, meta)?;
         let export = vec![i as i64; b.num_rows()];
@@ -204,7 +207,7 @@ impl Latest {
     /// The keys of `b` (its key columns at `self.columns`) and each row's
     /// rank, read from the [`RANKED_BY`] columns starting at `at`; `None` for
     /// a row whose key has a null (it equals no key).
-    fn ranked(&self, b: &RecordBatch, at: usize) -> Result<(Vec<Vec<u8>>, Vec<Option<Rank>>)> {
+    fn ranked(&self, b: &RecordBatch, at: usize) -> Result<Ranked> {
         let keys = self.cast_keys(b, 0)?;
         rank_rows(&keys, b.column(at), b.column(at + 1), b.column(at + 2), None)
     }
@@ -235,7 +238,7 @@ fn rank_rows(
     seq: &ArrayRef,
     export: &dyn Array,
     from: Option<i64>,
-) -> Result<(Vec<Vec<u8>>, Vec<Option<Rank>>)> {
+) -> Result<Ranked> {
     let engine = |e| Error::engine("ranking the changes", e);
     let (time, seq) = (
         arrow::compute::cast(time, &DataType::Int64).map_err(engine)?,
