@@ -44,7 +44,7 @@ pub(super) fn run(
     // The table's schema is fixed when it is created: infer it exactly (no second read can follow a commit).
     let schema: Schema = match (&plan.start, &opts.schema) {
         (Start::Export(_), None) => exact_merged_schema(&plan, opts, rt)?,
-        _ => merged_schema(&plan, opts, rt)?.0,
+        _ => merged_schema(&plan, opts, rt, None)?.0,
     };
     let key_cols = key_columns(&schema, &key)?;
     let mut partition_cols = Vec::new();

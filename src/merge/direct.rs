@@ -9,6 +9,8 @@
 //! 1. [`hold_changes`]: the changes are decoded once, by `convert`'s
 //!    pipeline, and held in memory while [`Latest`] ranks them in a hash map:
 //!    each changed key's latest change, by the order of [`super::ORDER`].
+//!    The same decode gathers their exact inference statistics (the schema
+//!    came from their first items, as the base's does), so no pass infers them.
 //! 2. [`Latest::write_winners`]: the rows that are their key's latest change,
 //!    unless it removed the key, go to the writers.
 //!
@@ -24,6 +26,7 @@
 //! Memory grows with the number of changed keys (the map), never with the
 //! base, as it did with the joins' build sides.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +39,7 @@ use crate::decode::keys::{SkipKeys, can_be_key, key_of};
 use crate::error::{Error, Result};
 use crate::export::Export;
 use crate::pipeline::{BatchSink, PipelineOptions, PipelineReport, Progress, decode_export};
-use crate::schema::infer::InferOptions;
+use crate::schema::infer::{InferOptions, TableStats};
 use crate::schema::{CHANGE_COLUMNS, Schema};
 use crate::write::DatasetSink;
 
@@ -266,16 +269,22 @@ fn rank_rows(
 /// The changes, decoded (each batch with its export's index).
 pub(super) struct Held {
     batches: Vec<(usize, RecordBatch)>,
+    /// The inference statistics of what was decoded, when gathered.
+    pub stats: Option<TableStats>,
+    /// Values that went to the catch-all column, by attribute.
+    pub extra: BTreeMap<String, u64>,
 }
 
 /// Decode every export of `changes` with `schema` (a change table's, see
-/// [`Schema::changes`]) and hold the rows; `None` once they outgrow `budget` bytes.
+/// [`Schema::changes`]) and hold the rows; `None` once they outgrow `budget`
+/// bytes. With `gather`, also the inference statistics of what they hold.
 pub(super) fn hold_changes(
     changes: &[Export],
     schema: &Schema,
     jobs: usize,
     rt: &tokio::runtime::Handle,
     budget: usize,
+    gather: bool,
 ) -> Result<Option<Held>> {
     struct Holding<'a> {
         batches: Vec<RecordBatch>,
@@ -295,17 +304,26 @@ pub(super) fn hold_changes(
         }
     }
     let (used, over) = (AtomicUsize::new(0), AtomicBool::new(false));
-    let opts = PipelineOptions { jobs, decode: DecodeOptions::default(), verify: true };
-    let mut held = Vec::new();
+    let opts =
+        PipelineOptions { jobs, decode: DecodeOptions { collect_stats: gather, ..Default::default() }, verify: true };
+    let mut held = Held { batches: Vec::new(), stats: gather.then(TableStats::default), extra: BTreeMap::new() };
     for (i, e) in changes.iter().enumerate() {
         let holding = |_| Ok(Holding { batches: Vec::new(), used: &used, over: &over, budget });
         match decode_export(e, rt, schema, &opts, None, &Progress::default(), holding) {
-            Ok((_, sinks)) => held.extend(sinks.into_iter().flat_map(|s| s.batches).map(|b| (i, b))),
+            Ok((report, sinks)) => {
+                held.batches.extend(sinks.into_iter().flat_map(|s| s.batches).map(|b| (i, b)));
+                if let (Some(all), Some(these)) = (held.stats.as_mut(), report.table_stats) {
+                    all.merge(these);
+                }
+                for (attr, n) in report.decode.extra_by_attribute {
+                    *held.extra.entry(attr).or_default() += n;
+                }
+            }
             Err(_) if over.load(Ordering::Relaxed) => return Ok(None),
             Err(e) => return Err(e),
         }
     }
-    Ok(Some(Held { batches: held }))
+    Ok(Some(held))
 }
 
 /// Stream the base's rows whose key did not change (is not in `skip`) into

@@ -490,7 +490,11 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         clock = Instant::now();
     };
     let key = key_attributes(&plan, opts, rt)?;
-    let (mut schema, mut check) = merged_schema(&plan, opts, rt)?;
+    // With a full export as the base, the changes' exact statistics come from
+    // decoding them (see `direct`), so their first items suffice here too.
+    let changes_sample = matches!(plan.start, Start::Export(_)).then_some(opts.first_items);
+    let (mut schema, mut check) = merged_schema(&plan, opts, rt, changes_sample)?;
+    let mut changes_extra = None;
     lap(&mut stages.schema_seconds);
     loop {
         let key_cols = key_columns(&schema, &key)?;
@@ -549,18 +553,21 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
             (Some(_), false) => {
                 let mut change_schema = schema.clone();
                 change_schema.changes = true;
-                match direct::hold_changes(
-                    &plan.changes,
-                    &change_schema,
-                    opts.jobs,
-                    rt.handle(),
-                    opts.changes_memory_mib << 20,
-                )? {
-                    Some(held) => {
+                let budget = opts.changes_memory_mib << 20;
+                let gather = check.is_some();
+                match direct::hold_changes(&plan.changes, &change_schema, opts.jobs, rt.handle(), budget, gather)? {
+                    Some(mut held) => {
+                        if gather {
+                            check = held.stats.take();
+                            changes_extra = held.extra.keys().next().cloned();
+                        }
                         let latest = direct::Latest::of_held(&held, &batch_schema, &key_cols, &from)?;
                         (Some(latest), Some(held), None)
                     }
                     None => {
+                        if check.is_some() {
+                            check = Some(changes_stats(&plan, opts, rt, None)?);
+                        }
                         let latest = direct::Latest::collect(&ctx, rt, &unions, &batch_schema, &key_cols)?;
                         (Some(latest), None, Some(direct::Latest::scan_sql(&columns(&schema), &unions)))
                     }
@@ -673,7 +680,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         if let Some(changes) = check.take() {
             let Start::Export(base) = &plan.start else { unreachable!("only an export base is checked") };
             let scanned = base_scan.as_ref().expect("an export base is scanned");
-            match exact_schema(base, &schema, changes, scanned, &opts.infer) {
+            match exact_schema(base, &schema, changes, changes_extra.take(), scanned, &opts.infer) {
                 Ok(exact) => schema = exact,
                 Err(reason) => {
                     // As convert does: nothing committed; read again with the exact schema.
@@ -742,9 +749,13 @@ fn exact_schema(
     base: &Export,
     decoded_with: &Schema,
     mut changes: TableStats,
+    changes_extra: Option<String>,
     scanned: &crate::pipeline::PipelineReport,
     infer: &InferOptions,
 ) -> std::result::Result<Schema, String> {
+    if let Some(attr) = changes_extra {
+        return Err(format!("values of `{attr}` in the changes do not fit the schema inferred from the first items"));
+    }
     if scanned.files != base.files.len() {
         return Err("the base was not read to its end".into());
     }
@@ -1005,13 +1016,16 @@ pub fn key_attributes(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Run
     }
 }
 
-/// The schema of the result: given; a dataset base's own; else the exact
-/// schema of every image of the changes with the base's first items — with
-/// the changes' statistics, to check against what the base's scan gathers.
+/// The schema of the result: given; a dataset base's own; else the schema of
+/// the changes' images (every one, or with `changes_sample` the first of each
+/// export) with the base's first items — and the changes' statistics, to
+/// check with what the base's scan gathers (the first items' are replaced by
+/// the exact ones that decoding the changes gathers).
 fn merged_schema(
     plan: &Plan,
     opts: &MergeOptions,
     rt: &tokio::runtime::Runtime,
+    changes_sample: Option<u64>,
 ) -> Result<(Schema, Option<TableStats>)> {
     if let Some(s) = &opts.schema {
         let mut s = s.clone();
@@ -1026,7 +1040,7 @@ fn merged_schema(
         return Ok((Schema::from_file_str(&name, &record.schema.to_string())?, None));
     }
     let Start::Export(base) = &plan.start else { unreachable!() };
-    let changes = changes_stats(plan, opts, rt)?;
+    let changes = changes_stats(plan, opts, rt, changes_sample)?;
     let run = InferRun { options: opts.infer, sample: Some(opts.first_items), jobs: opts.jobs, envelope: None };
     let mut stats = changes.clone();
     stats.merge(infer_table_stats(base, rt.handle(), &run, &Progress::default())?);
@@ -1036,8 +1050,13 @@ fn merged_schema(
     Ok((schema, Some(changes)))
 }
 
-fn changes_stats(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<TableStats> {
-    let run = InferRun { options: opts.infer, sample: None, jobs: opts.jobs, envelope: None };
+fn changes_stats(
+    plan: &Plan,
+    opts: &MergeOptions,
+    rt: &tokio::runtime::Runtime,
+    sample: Option<u64>,
+) -> Result<TableStats> {
+    let run = InferRun { options: opts.infer, sample, jobs: opts.jobs, envelope: None };
     let mut stats = TableStats::default();
     for e in &plan.changes {
         stats.merge(infer_table_stats(e, rt.handle(), &run, &Progress::default())?);
@@ -1049,7 +1068,7 @@ fn changes_stats(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime)
 pub fn exact_merged_schema(plan: &Plan, opts: &MergeOptions, rt: &tokio::runtime::Runtime) -> Result<Schema> {
     let Start::Export(base) = &plan.start else { unreachable!("only an export base is inferred") };
     let run = InferRun { options: opts.infer, sample: None, jobs: opts.jobs, envelope: None };
-    let mut stats = changes_stats(plan, opts, rt)?;
+    let mut stats = changes_stats(plan, opts, rt, None)?;
     stats.merge(infer_table_stats(base, rt.handle(), &run, &Progress::default())?);
     let mut schema = stats.schema(&opts.infer);
     schema.table = Some(base.table_name().to_string());

@@ -380,6 +380,29 @@ fn merge_reads_again_when_the_first_items_do_not_give_the_schema() {
     assert_eq!(walk(&dest.join("_dynolake/commits")).len(), 1, "one commit");
 }
 
+/// The same for the changes: their first items (the schema's sample) miss an
+/// attribute a later change brings; decoding the changes finds it, nothing is
+/// committed, and the merge reads again with the exact schema.
+#[test]
+fn merge_reads_again_when_the_changes_first_items_do_not_give_the_schema() {
+    let mut fx = Fixture::new(300, OutputFormat::DynamodbJson);
+    let mut a = fx.changes(0.0, 1.0, 40, false);
+    let k: Key = ("late0".into(), 1);
+    let mut img = keys(&k);
+    img.push(("late".into(), V::N("12.5".into())));
+    let ts = (fx.t0 + HOUR / 2) * 1000;
+    a.push((ts, change_line(fx.opts.format, &keys(&k), None, Some(&img), ts)));
+    fx.model.insert(k, img);
+    fx.write((0.0, 1.0), &a, false);
+    let dest = fx.dir.path().join("lake");
+    let o = dynolake(&["merge", &fx.root(), &dest.display().to_string(), "--first-items", "10", "--json"], &[]);
+    assert_code(&o, 0);
+    assert!(stderr(&o).contains("reading again: values of `late` in the changes"), "{}", stderr(&o));
+    assert_matches_model(&fx, &dest);
+    assert_eq!(last_record(&dest)["schema"]["inferred_from"], "exact");
+    assert_eq!(walk(&dest.join("_dynolake/commits")).len(), 1, "one commit");
+}
+
 /// The newest `commitInfo` of a Delta table and the number of commits.
 fn delta_log(dest: &Path) -> (serde_json::Value, usize) {
     let mut logs: Vec<_> =
