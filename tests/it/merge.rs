@@ -660,3 +660,37 @@ fn merge_counts_the_base_items_it_reads() {
     assert_eq!(progress.items.load(std::sync::atomic::Ordering::Relaxed), 3000);
     assert!(progress.uncompressed_bytes.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
+
+/// A base line that cannot be decoded stops the merge with an error naming
+/// the data file, the line and the attribute path (the base is read by the
+/// pipeline without a rejects file), and nothing is committed.
+#[test]
+fn a_base_line_that_does_not_decode_stops_the_merge_naming_it() {
+    let mut fx = Fixture::new(200, OutputFormat::DynamodbJson);
+    let full = std::fs::read_dir(fx.dir.path().join("exports/orders/AWSDynamoDB")).unwrap().next().unwrap().unwrap();
+    let file = biggest_data_file(&full.path());
+    let mut lines: Vec<String> = read_lines(&file).lines().map(String::from).collect();
+    lines[2] = r#"{"Item":{"pk":{"S":"bad"},"sk":{"N":"1"},"v":{"N":"12x"}}}"#.into();
+    rewrite_data_file(&full.path(), &file, &(lines.join("\n") + "\n"));
+    let a = fx.changes(0.0, 1.0, 20, false);
+    fx.write((0.0, 1.0), &a, false);
+    let dest = fx.dir.path().join("lake");
+    let o = dynolake(&["merge", &fx.root(), &dest.display().to_string()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(stderr(&o).contains(&format!("{name}:3 at `v`")), "{}", stderr(&o));
+    assert!(!dest.join("_dynolake/commits").exists(), "nothing committed");
+}
+
+/// `--key` naming an attribute that is no scalar (here a map) is refused with its name and type.
+#[test]
+fn a_key_that_is_not_a_scalar_is_refused_naming_it() {
+    let mut fx = Fixture::new(50, OutputFormat::DynamodbJson);
+    let a = fx.changes(0.0, 1.0, 10, false);
+    fx.write((0.0, 1.0), &a, false);
+    let dest = fx.dir.path().join("lake");
+    let o = dynolake(&["merge", &fx.root(), &dest.display().to_string(), "--key", "pk,doc"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("key column `doc` has type Struct"), "{}", stderr(&o));
+    assert!(!dest.join("_dynolake/commits").exists(), "nothing committed");
+}
