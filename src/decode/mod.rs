@@ -491,10 +491,7 @@ impl ItemDecoder {
         let row = self.rows;
         match self.item(line) {
             Ok(()) if self.opts.skip.as_ref().is_some_and(|s| s.holds(&self.columns, row, &mut self.key)) => {
-                for c in &mut self.columns {
-                    c.truncate(row);
-                }
-                self.extra.truncate(row);
+                self.roll_back(row);
                 self.change = None;
                 self.stats.items += 1;
                 Ok(())
@@ -509,12 +506,7 @@ impl ItemDecoder {
                 Ok(())
             }
             Err(e) => {
-                for (c, w) in self.columns.iter_mut().zip(&self.wanted) {
-                    if *w {
-                        c.truncate(row);
-                    }
-                }
-                self.extra.truncate(row);
+                self.roll_back(row);
                 let position = Position { file: self.file.clone(), line: self.line, path: e.path() };
                 let message = if e.mismatch {
                     format!("{} (--strict)", e.message)
@@ -533,6 +525,17 @@ impl ItemDecoder {
                 Ok(())
             }
         }
+    }
+
+    /// Undo what the line being decoded added after `row` rows (columns not
+    /// decoded hold nothing to undo).
+    fn roll_back(&mut self, row: usize) {
+        for (c, w) in self.columns.iter_mut().zip(&self.wanted) {
+            if *w {
+                c.truncate(row);
+            }
+        }
+        self.extra.truncate(row);
     }
 
     fn item(&mut self, line: &[u8]) -> Result<(), DecodeErr> {
