@@ -41,8 +41,8 @@ pub struct Args {
     /// Apply this schema file instead of inferring one (a dataset base keeps its own)
     #[arg(long)]
     schema: Option<PathBuf>,
-    /// Without --schema: infer from the first N items of the base (and every change), check that schema on the
-    /// same read, and read again only if the exact schema differs (as convert does)
+    /// Without --schema: infer from the first N items of the base (and N/10 records of each change export),
+    /// check that schema on the same read, and read again only if the exact schema differs (as convert does)
     #[arg(long, default_value_t = 50_000, value_name = "N")]
     first_items: u64,
     #[arg(long, value_enum, default_value_t = Format::Parquet)]

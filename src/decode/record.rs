@@ -133,9 +133,10 @@ pub(crate) fn visit<'a, C: SyntaxCursor<'a>>(
             _ => cur.skip_any()?,
         }
     }
-    // The change's row: the best image present, wherever it stood in the record.
+    // The change's row without a new image: the best image present, wherever it stood in the record.
     if want == Envelope::Row
-        && let Some(at) = seen.new_at.or(seen.old_at).or(seen.keys_at)
+        && !seen.found
+        && let Some(at) = seen.old_at.or(seen.keys_at)
     {
         let end = cur.pos();
         cur.set_pos(at);
@@ -168,8 +169,7 @@ struct Seen {
     sequence: Option<String>,
     event: Option<Op>,
     ttl: bool,
-    /// Where each image starts (for [`Envelope::Row`]).
-    new_at: Option<usize>,
+    /// Where each image starts (for [`Envelope::Row`]; a new image is decoded where it stands).
     old_at: Option<usize>,
     keys_at: Option<usize>,
 }
@@ -184,10 +184,16 @@ impl Seen {
         image: &mut impl FnMut(&mut C) -> Result<(), DecodeErr>,
     ) -> Result<(), DecodeErr> {
         if want == Envelope::Row {
+            // The new image is the best there is: decoded where it stands.
+            // The others wait (as positions) until the record's end shows
+            // whether a new image came.
+            if k == b"NewImage" {
+                self.new = true;
+                return self.image(cur, image);
+            }
             cur.skip_ws();
             let at = Some(cur.pos());
             match k {
-                b"NewImage" => (self.new, self.new_at) = (true, at),
                 b"OldImage" => (self.old, self.old_at) = (true, at),
                 b"Keys" => self.keys_at = at,
                 _ => {}

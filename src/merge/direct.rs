@@ -150,7 +150,8 @@ impl Latest {
     }
 
     /// Write the held changes that are their key's latest and did not remove it
-    /// into `sinks` (round robin), as rows of the result's `schema`.
+    /// into `sinks`, as rows of the result's `schema`: the batches dealt round
+    /// robin, each sink's share written by a thread of its own.
     pub(super) fn write_winners(
         &self,
         held: Held,
@@ -160,18 +161,28 @@ impl Latest {
     ) -> Result<()> {
         let meta = CHANGE_COLUMNS.len();
         let columns: Vec<usize> = (meta..meta + schema.fields().len()).collect();
-        for (n, (i, b)) in held.batches.into_iter().enumerate() {
-            let (keys, ranks) = self.held_ranks(i, &b, from)?;
-            let keep = self.keep(&keys, ranks, b.column(0))?;
-            let rows = b.project(&columns).map_err(|e| Error::engine("picking the latest changes", e))?;
-            let rows = arrow::compute::filter_record_batch(&rows, &keep)
-                .map_err(|e| Error::engine("picking the latest changes", e))?;
-            if rows.num_rows() > 0 {
-                let k = n % sinks.len();
-                sinks[k].write(super::conform(&rows, schema)?)?;
-            }
+        let mut shares: Vec<Vec<(usize, RecordBatch)>> = sinks.iter().map(|_| Vec::new()).collect();
+        for (n, b) in held.batches.into_iter().enumerate() {
+            shares[n % sinks.len()].push(b);
         }
-        Ok(())
+        let write_share = |sink: &mut DatasetSink, share: Vec<(usize, RecordBatch)>| -> Result<()> {
+            for (i, b) in share {
+                let (keys, ranks) = self.held_ranks(i, &b, from)?;
+                let keep = self.keep(&keys, ranks, b.column(0))?;
+                let rows = b.project(&columns).map_err(|e| Error::engine("picking the latest changes", e))?;
+                let rows = arrow::compute::filter_record_batch(&rows, &keep)
+                    .map_err(|e| Error::engine("picking the latest changes", e))?;
+                if rows.num_rows() > 0 {
+                    sink.write(super::conform(&rows, schema)?)?;
+                }
+            }
+            Ok(())
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> =
+                sinks.iter_mut().zip(shares).map(|(sink, share)| s.spawn(|| write_share(sink, share))).collect();
+            handles.into_iter().try_for_each(|h| h.join().expect("a merge worker panicked"))
+        })
     }
 
     /// Which rows to keep: their key's latest change (the first such row, if
@@ -228,7 +239,7 @@ impl Latest {
 
     /// The changed keys, for the base's decoders to leave out.
     pub(super) fn into_skip(self) -> SkipKeys {
-        SkipKeys { columns: self.columns, set: self.winners.into_keys().collect() }
+        SkipKeys::new(self.columns, self.winners.into_keys())
     }
 }
 
@@ -343,7 +354,7 @@ pub(super) fn write_unchanged(
 ) -> Result<(PipelineReport, Vec<DatasetSink>)> {
     let jobs = sinks.len();
     let waiting: Mutex<Vec<Option<DatasetSink>>> = Mutex::new(sinks.into_iter().map(Some).collect());
-    let skip = skip.filter(|s| !s.set.is_empty()).map(Arc::new);
+    let skip = skip.filter(|s| !s.is_empty()).map(Arc::new);
     let opts = PipelineOptions {
         jobs,
         decode: DecodeOptions { collect_stats: gather, infer, skip, ..Default::default() },

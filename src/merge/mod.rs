@@ -359,8 +359,9 @@ pub struct MergeOptions {
     pub key: Option<Vec<String>>,
     /// Apply this schema instead of inferring one (a dataset base keeps its own).
     pub schema: Option<Schema>,
-    /// Base items the first schema is inferred from (with every change's
-    /// images); the base's scan checks it, and a mismatch reads again.
+    /// Base items the first schema is inferred from (with a tenth as many
+    /// records of each change export); the base's scan checks it, and a
+    /// mismatch reads again.
     pub first_items: u64,
     pub infer: InferOptions,
     pub format: Format,
@@ -491,8 +492,12 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
     };
     let key = key_attributes(&plan, opts, rt)?;
     // With a full export as the base, the changes' exact statistics come from
-    // decoding them (see `direct`), so their first items suffice here too.
-    let changes_sample = matches!(plan.start, Start::Export(_)).then_some(opts.first_items);
+    // decoding them (see `direct`), so their first records suffice here too: a
+    // tenth as many as the base's items (each holds up to two images, and what
+    // a sample misses costs a second read, not a wrong result). The table's
+    // attributes come from the base's sample; the changes' adds those newer
+    // writes brought, which newer writes bring often.
+    let changes_sample = matches!(plan.start, Start::Export(_)).then_some((opts.first_items / 10).max(1));
     let (mut schema, mut check) = merged_schema(&plan, opts, rt, changes_sample)?;
     let mut changes_extra = None;
     lap(&mut stages.schema_seconds);
