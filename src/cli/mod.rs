@@ -24,8 +24,15 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Error;
 
+/// `--version` also says which inflate the build has (see build.rs).
+#[cfg(isal)]
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\ngunzip: ISA-L");
+#[cfg(not(isal))]
+const LONG_VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), "\ngunzip: zlib-rs (install libisal-dev and rebuild for ~2x faster gunzip)");
+
 #[derive(Parser)]
-#[command(name = "dynolake", version, about = "Turn DynamoDB exports into analytics-ready data", long_about = None)]
+#[command(name = "dynolake", version, long_version = LONG_VERSION, about = "Turn DynamoDB exports into analytics-ready data", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -6,17 +6,18 @@
 //! is streamed by a Tokio task into a small bounded channel, so memory stays
 //! at a few chunks per open file whatever the file's size.
 
+pub mod gunzip;
 pub mod verify;
 
 use std::io::{self, Read};
 
 use base64::Engine;
 use bytes::Bytes;
-use flate2::bufread::MultiGzDecoder;
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use object_store::ObjectStoreExt;
 
+use self::gunzip::Gunzip;
 use crate::error::{Error, Result};
 use crate::export::{DataFile, Export};
 
@@ -111,7 +112,7 @@ enum Source {
     /// Gzip, not started yet (the decoder reads the header when it starts).
     Lazy(Raw),
     /// Boxed: the decoder's state is large, and a file is read in big chunks.
-    Gzip(Box<MultiGzDecoder<Raw>>),
+    Gzip(Box<Gunzip<Raw>>),
     Plain(Raw),
     Taken,
 }
@@ -120,7 +121,7 @@ impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Source::Lazy(_) = self {
             let Source::Lazy(raw) = std::mem::replace(self, Source::Taken) else { unreachable!() };
-            *self = Source::Gzip(Box::new(MultiGzDecoder::new(raw)));
+            *self = Source::Gzip(Box::new(Gunzip::new(raw)));
         }
         match self {
             Source::Gzip(g) => g.read(buf),
