@@ -95,7 +95,7 @@ impl Latest {
                 .map_err(|e| Error::engine("ranking the changes", e))?;
             for b in &batches {
                 let (keys, ranks) = latest.ranked(b, key_cols.len())?;
-                latest.rank(keys, ranks);
+                latest.rank(&keys, &ranks);
             }
         }
         latest.columns = columns;
@@ -116,14 +116,14 @@ impl Latest {
     }
 
     /// Take the ranked rows in: each key keeps its highest rank.
-    fn rank(&mut self, keys: Vec<Vec<u8>>, ranks: Vec<Option<Rank>>) {
-        for (key, rank) in keys.into_iter().zip(ranks) {
+    fn rank(&mut self, keys: &[Vec<u8>], ranks: &[Option<Rank>]) {
+        for (key, rank) in keys.iter().zip(ranks) {
             let Some(rank) = rank else { continue };
             match self.winners.get_mut(key.as_slice()) {
-                Some(w) if w.rank >= rank => {}
-                Some(w) => w.rank = rank,
+                Some(w) if w.rank >= *rank => {}
+                Some(w) => w.rank = rank.clone(),
                 None => {
-                    self.winners.insert(key.into(), Winner { rank, taken: false.into() });
+                    self.winners.insert(key.as_slice().into(), Winner { rank: rank.clone(), taken: false.into() });
                 }
             }
         }
@@ -131,11 +131,29 @@ impl Latest {
 
     /// Rank the changes `held` (see [`hold_changes`]); `from[i]`: the time
     /// before which export `i`'s rows are left out (Streams records the state
-    /// already holds).
-    pub(super) fn of_held(held: &Held, arrow: &SchemaRef, key_cols: &[String], from: &[Option<i64>]) -> Result<Latest> {
+    /// already holds). Each batch's keys and ranks are read on `jobs` threads
+    /// and kept in `held` for [`Latest::write_winners`]; the map takes them
+    /// in batch order on this one.
+    pub(super) fn of_held(
+        held: &mut Held,
+        arrow: &SchemaRef,
+        key_cols: &[String],
+        from: &[Option<i64>],
+        jobs: usize,
+    ) -> Result<Latest> {
         let mut latest = Latest::new(arrow, key_cols)?;
-        for (i, b) in &held.batches {
-            let (keys, ranks) = latest.held_ranks(*i, b, from)?;
+        let this = &latest;
+        let share = held.batches.len().div_ceil(jobs.max(1)).max(1);
+        let parts: Vec<Vec<Ranked>> = std::thread::scope(|s| {
+            let handles: Vec<_> = held
+                .batches
+                .chunks(share)
+                .map(|part| s.spawn(move || part.iter().map(|(i, b)| this.held_ranks(*i, b, from)).collect()))
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a ranking thread panicked")).collect::<Result<_>>()
+        })?;
+        held.ranked = parts.into_iter().flatten().collect();
+        for (keys, ranks) in &held.ranked {
             latest.rank(keys, ranks);
         }
         Ok(latest)
@@ -154,20 +172,24 @@ impl Latest {
     /// robin, each sink's share written by a thread of its own.
     pub(super) fn write_winners(
         &self,
-        held: Held,
+        mut held: Held,
         from: &[Option<i64>],
         schema: &SchemaRef,
         sinks: &mut [DatasetSink],
     ) -> Result<()> {
         let meta = CHANGE_COLUMNS.len();
         let columns: Vec<usize> = (meta..meta + schema.fields().len()).collect();
-        let mut shares: Vec<Vec<(usize, RecordBatch)>> = sinks.iter().map(|_| Vec::new()).collect();
-        for (n, b) in held.batches.into_iter().enumerate() {
-            shares[n % sinks.len()].push(b);
+        // Each batch's keys and ranks, as `of_held` read them.
+        let mut ranked = std::mem::take(&mut held.ranked);
+        if ranked.len() != held.batches.len() {
+            ranked = held.batches.iter().map(|(i, b)| self.held_ranks(*i, b, from)).collect::<Result<_>>()?;
         }
-        let write_share = |sink: &mut DatasetSink, share: Vec<(usize, RecordBatch)>| -> Result<()> {
-            for (i, b) in share {
-                let (keys, ranks) = self.held_ranks(i, &b, from)?;
+        let mut shares: Vec<Vec<(RecordBatch, Ranked)>> = sinks.iter().map(|_| Vec::new()).collect();
+        for (n, ((_, b), r)) in held.batches.into_iter().zip(ranked).enumerate() {
+            shares[n % sinks.len()].push((b, r));
+        }
+        let write_share = |sink: &mut DatasetSink, share: Vec<(RecordBatch, Ranked)>| -> Result<()> {
+            for (b, (keys, ranks)) in share {
                 let keep = self.keep(&keys, ranks, b.column(0))?;
                 let rows = b.project(&columns).map_err(|e| Error::engine("picking the latest changes", e))?;
                 let rows = arrow::compute::filter_record_batch(&rows, &keep)
@@ -280,6 +302,8 @@ fn rank_rows(
 /// The changes, decoded (each batch with its export's index).
 pub(super) struct Held {
     batches: Vec<(usize, RecordBatch)>,
+    /// Each batch's keys and ranks, once [`Latest::of_held`] has read them.
+    ranked: Vec<Ranked>,
     /// The inference statistics of what was decoded, when gathered.
     pub stats: Option<TableStats>,
     /// Values that went to the catch-all column, by attribute.
@@ -317,7 +341,12 @@ pub(super) fn hold_changes(
     let (used, over) = (AtomicUsize::new(0), AtomicBool::new(false));
     let opts =
         PipelineOptions { jobs, decode: DecodeOptions { collect_stats: gather, ..Default::default() }, verify: true };
-    let mut held = Held { batches: Vec::new(), stats: gather.then(TableStats::default), extra: BTreeMap::new() };
+    let mut held = Held {
+        batches: Vec::new(),
+        ranked: Vec::new(),
+        stats: gather.then(TableStats::default),
+        extra: BTreeMap::new(),
+    };
     for (i, e) in changes.iter().enumerate() {
         let holding = |_| Ok(Holding { batches: Vec::new(), used: &used, over: &over, budget });
         match decode_export(e, rt, schema, &opts, None, &Progress::default(), holding) {

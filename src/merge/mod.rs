@@ -566,7 +566,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
                             check = held.stats.take();
                             changes_extra = held.extra.keys().next().cloned();
                         }
-                        let latest = direct::Latest::of_held(&held, &batch_schema, &key_cols, &from)?;
+                        let latest = direct::Latest::of_held(&mut held, &batch_schema, &key_cols, &from, opts.jobs)?;
                         (Some(latest), Some(held), None)
                     }
                     None => {
