@@ -39,6 +39,7 @@ use crate::decode::keys::{SkipKeys, can_be_key, key_of};
 use crate::error::{Error, Result};
 use crate::export::Export;
 use crate::pipeline::{BatchSink, PipelineOptions, PipelineReport, Progress, decode_export};
+use crate::pool::{self, Queue};
 use crate::schema::infer::{InferOptions, TableStats};
 use crate::schema::{CHANGE_COLUMNS, Schema};
 use crate::write::DatasetSink;
@@ -142,17 +143,22 @@ impl Latest {
         jobs: usize,
     ) -> Result<Latest> {
         let mut latest = Latest::new(arrow, key_cols)?;
-        let this = &latest;
-        let share = held.batches.len().div_ceil(jobs.max(1)).max(1);
-        let parts: Vec<Vec<Ranked>> = std::thread::scope(|s| {
-            let handles: Vec<_> = held
-                .batches
-                .chunks(share)
-                .map(|part| s.spawn(move || part.iter().map(|(i, b)| this.held_ranks(*i, b, from)).collect()))
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("a ranking thread panicked")).collect::<Result<_>>()
-        })?;
-        held.ranked = parts.into_iter().flatten().collect();
+        let (this, batches) = (&latest, &held.batches);
+        let parts = pool::run(
+            jobs,
+            batches.len(),
+            Queue::Shared,
+            |_| Ok(Vec::new()),
+            |got: &mut Vec<(usize, Ranked)>, n, _| {
+                let (i, b) = &batches[n];
+                got.push((n, this.held_ranks(*i, b, from)?));
+                Ok(true)
+            },
+            |_, got| Ok(got),
+        )?;
+        let mut ranked: Vec<(usize, Ranked)> = parts.into_iter().flatten().collect();
+        ranked.sort_unstable_by_key(|(n, _)| *n);
+        held.ranked = ranked.into_iter().map(|(_, r)| r).collect();
         for (keys, ranks) in &held.ranked {
             latest.rank(keys, ranks);
         }
@@ -168,56 +174,47 @@ impl Latest {
     }
 
     /// Write the held changes that are their key's latest and did not remove it
-    /// into `sinks`, as rows of the result's `schema`: the batches dealt round
-    /// robin, each sink's share written by a thread of its own.
-    pub(super) fn write_winners(
-        &self,
-        mut held: Held,
-        from: &[Option<i64>],
-        schema: &SchemaRef,
-        sinks: &mut [DatasetSink],
-    ) -> Result<()> {
+    /// into `sinks` (a worker each), as rows of the result's `schema`, with
+    /// the keys and ranks [`Latest::of_held`] read.
+    pub(super) fn write_winners(&self, held: Held, schema: &SchemaRef, sinks: &mut [DatasetSink]) -> Result<()> {
+        assert_eq!(held.ranked.len(), held.batches.len(), "of_held ranks every held batch");
         let meta = CHANGE_COLUMNS.len();
         let columns: Vec<usize> = (meta..meta + schema.fields().len()).collect();
-        // Each batch's keys and ranks, as `of_held` read them.
-        let mut ranked = std::mem::take(&mut held.ranked);
-        if ranked.len() != held.batches.len() {
-            ranked = held.batches.iter().map(|(i, b)| self.held_ranks(*i, b, from)).collect::<Result<_>>()?;
-        }
-        let mut shares: Vec<Vec<(RecordBatch, Ranked)>> = sinks.iter().map(|_| Vec::new()).collect();
-        for (n, ((_, b), r)) in held.batches.into_iter().zip(ranked).enumerate() {
-            shares[n % sinks.len()].push((b, r));
-        }
-        let write_share = |sink: &mut DatasetSink, share: Vec<(RecordBatch, Ranked)>| -> Result<()> {
-            for (b, (keys, ranks)) in share {
-                let keep = self.keep(&keys, ranks, b.column(0))?;
+        let jobs = sinks.len();
+        let waiting: Mutex<Vec<Option<&mut DatasetSink>>> = Mutex::new(sinks.iter_mut().map(Some).collect());
+        let (batches, ranked) = (&held.batches, &held.ranked);
+        pool::run(
+            jobs,
+            batches.len(),
+            Queue::Shared,
+            |w| Ok(waiting.lock().unwrap()[w].take().expect("one sink per worker")),
+            |sink, n, _| {
+                let ((_, b), (keys, ranks)) = (&batches[n], &ranked[n]);
+                let keep = self.keep(keys, ranks, b.column(0))?;
                 let rows = b.project(&columns).map_err(|e| Error::engine("picking the latest changes", e))?;
                 let rows = arrow::compute::filter_record_batch(&rows, &keep)
                     .map_err(|e| Error::engine("picking the latest changes", e))?;
                 if rows.num_rows() > 0 {
                     sink.write(super::conform(&rows, schema)?)?;
                 }
-            }
-            Ok(())
-        };
-        std::thread::scope(|s| {
-            let handles: Vec<_> =
-                sinks.iter_mut().zip(shares).map(|(sink, share)| s.spawn(|| write_share(sink, share))).collect();
-            handles.into_iter().try_for_each(|h| h.join().expect("a merge worker panicked"))
-        })
+                Ok(true)
+            },
+            |_, _| Ok(()),
+        )?;
+        Ok(())
     }
 
     /// Which rows to keep: their key's latest change (the first such row, if
     /// two tie), unless its `op` removed the key.
-    fn keep(&self, keys: &[Vec<u8>], ranks: Vec<Option<Rank>>, op: &ArrayRef) -> Result<BooleanArray> {
+    fn keep(&self, keys: &[Vec<u8>], ranks: &[Option<Rank>], op: &ArrayRef) -> Result<BooleanArray> {
         let op =
             arrow::compute::cast(op, &DataType::Utf8).map_err(|e| Error::engine("picking the latest changes", e))?;
         let op = op.as_string::<i32>();
         Ok(ranks
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(r, rank)| {
-                let w = rank.and_then(|rank| self.winners.get(keys[r].as_slice()).filter(|w| w.rank == rank));
+                let w = rank.as_ref().and_then(|rank| self.winners.get(keys[r].as_slice()).filter(|w| &w.rank == rank));
                 let won = w.is_some_and(|w| !w.taken.swap(true, Ordering::Relaxed));
                 Some(won && !(op.is_valid(r) && op.value(r) == "remove"))
             })
@@ -254,7 +251,7 @@ impl Latest {
     pub(super) fn winners(&self, b: &RecordBatch, width: usize) -> Result<RecordBatch> {
         let engine = |e| Error::engine("picking the latest changes", e);
         let (keys, ranks) = self.ranked(b, width)?;
-        let keep = self.keep(&keys, ranks, b.column(width + 3))?;
+        let keep = self.keep(&keys, &ranks, b.column(width + 3))?;
         let projected = b.project(&(0..width).collect::<Vec<_>>()).map_err(engine)?;
         arrow::compute::filter_record_batch(&projected, &keep).map_err(engine)
     }

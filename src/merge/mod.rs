@@ -643,7 +643,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         let held_changes = held.is_some();
         let written = match (held.take(), &latest) {
             (Some(h), Some(l)) => written.and_then(|mut sinks| {
-                l.write_winners(h, &from, &batch_schema, &mut sinks)?;
+                l.write_winners(h, &batch_schema, &mut sinks)?;
                 Ok(sinks)
             }),
             _ => written,
