@@ -242,6 +242,22 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The member name `"name":` right at the cursor (compact, no blanks),
+    /// consumed; returns the name as it stands in the line. `name` must be
+    /// [plain](crate::decode) (no quote, backslash or control byte), else a
+    /// match would not be its spelling.
+    #[inline(always)]
+    pub fn eat_name(&mut self, name: &[u8]) -> Option<&'a [u8]> {
+        let n = name.len();
+        let rest = self.buf.get(self.pos..self.pos + n + 3)?;
+        if rest[0] == b'"' && rest[n + 1] == b'"' && rest[n + 2] == b':' && same_name(&rest[1..n + 1], name) {
+            self.pos += n + 3;
+            Some(&rest[1..n + 1])
+        } else {
+            None
+        }
+    }
+
     /// A type descriptor written plainly (`"S"`, `"BOOL"`, …), consumed; `None`
     /// (nothing consumed) for anything else, which the caller reads the slow way.
     #[inline]
@@ -484,6 +500,26 @@ mod tests {
         assert_eq!(c.string(&mut s).unwrap(), "a\"b\\cé🎁\n".as_bytes());
         assert!(Cursor::new(br#""open"#).string(&mut s).is_err());
         assert!(Cursor::new(br#""\ud800x""#).string(&mut s).is_err());
+    }
+
+    #[test]
+    fn a_guessed_name_is_taken_only_as_spelled() {
+        let mut c = Cursor::new(br#""id":1"#);
+        assert_eq!(c.eat_name(b"id"), Some(&b"id"[..]));
+        assert_eq!(c.pos(), 5);
+        // A longer name, another name, blanks, an escape, the line's end: nothing consumed.
+        for line in [&br#""idx":1"#[..], br#""ix":1"#, br#" "id":1"#, br#""id" :1"#, br#""i\u0064":1"#, br#""id""#] {
+            let mut c = Cursor::new(line);
+            assert_eq!(c.eat_name(b"id"), None, "{}", String::from_utf8_lossy(line));
+            assert_eq!(c.pos(), 0);
+        }
+        // Names up to and past the word-sized comparisons.
+        for n in ["a", "abcdefgh", "abcdefghijklmnop", "abcdefghijklmnopq"] {
+            let line = format!("\"{n}\":1");
+            assert!(Cursor::new(line.as_bytes()).eat_name(n.as_bytes()).is_some(), "{n}");
+            let other = format!("\"{}x\":1", &n[..n.len() - 1]);
+            assert!(Cursor::new(other.as_bytes()).eat_name(n.as_bytes()).is_none(), "{n}");
+        }
     }
 
     #[test]

@@ -30,63 +30,71 @@ pub enum TextKind {
     Json,
 }
 
+/// A column's buffers, filled row by row.
+///
+/// `repr(C)` with `valid` first in every variant puts the validity at one
+/// offset whatever the variant, so `len()` (asked per value, to pad absent
+/// members and catch repeated ones) is one load instead of a jump on the tag.
 #[derive(Debug)]
+#[repr(C)]
 pub enum Builder {
     Text {
+        valid: Vec<bool>,
         kind: TextKind,
         offsets: Vec<i32>,
         data: Vec<u8>,
-        valid: Vec<bool>,
     },
     Binary {
+        valid: Vec<bool>,
         offsets: Vec<i32>,
         data: Vec<u8>,
-        valid: Vec<bool>,
     },
     Int64 {
-        values: Vec<i64>,
         valid: Vec<bool>,
+        values: Vec<i64>,
     },
     Decimal {
+        valid: Vec<bool>,
         precision: u8,
         scale: u8,
         values: Vec<i128>,
-        valid: Vec<bool>,
     },
     Float64 {
-        values: Vec<f64>,
         valid: Vec<bool>,
+        values: Vec<f64>,
     },
     Boolean {
-        values: Vec<bool>,
         valid: Vec<bool>,
+        values: Vec<bool>,
     },
     Timestamp {
+        valid: Vec<bool>,
         source: TimestampSource,
         values: Vec<i64>,
-        valid: Vec<bool>,
     },
     List {
+        valid: Vec<bool>,
         set: bool,
         field: FieldRef,
         offsets: Vec<i32>,
         child: Box<Builder>,
-        valid: Vec<bool>,
     },
     Struct {
+        valid: Vec<bool>,
         fields: Fields,
         children: Vec<Builder>,
         /// Attribute names of the members, in order.
         names: Vec<Box<[u8]>>,
+        /// Which names a cursor may check in place (`syntax::plain_name`).
+        plain: Vec<bool>,
         lookup: HashMap<Box<[u8]>, usize>,
-        valid: Vec<bool>,
     },
     Map {
+        valid: Vec<bool>,
         field: FieldRef,
         offsets: Vec<i32>,
         keys: Box<Builder>,
         values: Box<Builder>,
-        valid: Vec<bool>,
     },
 }
 
@@ -123,6 +131,7 @@ impl Builder {
                     fields,
                     children: fs.iter().map(|f| Builder::new(&f.ty)).collect(),
                     names: fs.iter().map(|f| f.attribute.as_bytes().into()).collect(),
+                    plain: fs.iter().map(|f| super::syntax::plain_name(f.attribute.as_bytes())).collect(),
                     lookup: fs.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
                     valid: Vec::new(),
                 }

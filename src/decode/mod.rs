@@ -34,7 +34,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 
-use crate::ddb::json::{self, Cursor, JsonError};
+use crate::ddb::json::{Cursor, JsonError};
 use crate::error::{Error, Position, Result};
 use crate::schema::infer::{InferOptions, TableStats, order_key};
 use crate::schema::{CHANGE_COLUMNS, Schema};
@@ -43,7 +43,7 @@ use ion::IonCursor;
 pub use record::{Change, Op, RecordKind};
 use shadow::Shadow;
 pub use syntax::Syntax;
-use syntax::SyntaxCursor;
+use syntax::{Member, SyntaxCursor};
 use value::Ctx;
 use walk::Walk;
 
@@ -241,6 +241,8 @@ pub struct ItemDecoder {
     /// hash lookup. Keyed by the previous column rather than the position, an
     /// absent optional attribute costs one miss, not one per later attribute.
     next_of: Vec<usize>,
+    /// Which attribute names a cursor may check in place ([`syntax::plain_name`]).
+    plain: Vec<bool>,
     extra: Builder,
     extra_wanted: bool,
     extra_row: Vec<u8>,
@@ -298,6 +300,7 @@ impl ItemDecoder {
             meta,
             lookup: schema.fields.iter().enumerate().map(|(i, f)| (f.attribute.as_bytes().into(), i)).collect(),
             next_of: vec![usize::MAX; schema.fields.len() + 2],
+            plain: schema.fields.iter().map(|f| syntax::plain_name(f.attribute.as_bytes())).collect(),
             extra: Builder::new(&crate::schema::ColumnType::Json),
             extra_wanted,
             extra_row: Vec::new(),
@@ -581,18 +584,20 @@ impl ItemDecoder {
         // Names borrow the line (no copy) unless they hold escapes.
         let mut unescaped = Vec::new();
         let mut raw = std::mem::take(&mut self.raw);
-        while let Some(key) = cur.next_member(&mut first, &mut unescaped)? {
-            cur.skip_ws();
-            let start = cur.pos();
+        loop {
             let guess = self.next_of[prev];
-            let col = match self.attributes.get(guess) {
-                Some(a) if json::same_name(a.as_bytes(), key) => Some(guess),
-                _ => {
+            let name = self.attributes.get(guess).filter(|_| self.plain[guess]).map(|a| a.as_bytes());
+            let (key, col) = match cur.next_member_guess(&mut first, name, &mut unescaped)? {
+                Member::End => break,
+                Member::Guessed(key) => (key, Some(guess)),
+                Member::Other(key) => {
                     let col = self.lookup.get(key).copied();
                     self.next_of[prev] = col.unwrap_or(outside);
-                    col
+                    (key, col)
                 }
             };
+            cur.skip_ws();
+            let start = cur.pos();
             prev = col.unwrap_or(outside);
             pos += 1;
             match col {

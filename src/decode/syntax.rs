@@ -16,7 +16,7 @@
 //! base64 text.
 
 use super::DecodeErr;
-use crate::ddb::json::Cursor;
+use crate::ddb::json::{Cursor, same_name};
 use crate::ddb::value::write_json_bytes;
 use crate::ddb::{Desc, MAX_DEPTH};
 
@@ -79,6 +79,28 @@ pub(crate) trait SyntaxCursor<'a> {
     fn next_member<'s>(&mut self, first: &mut bool, scratch: &'s mut Vec<u8>) -> Result<Option<&'s [u8]>, DecodeErr>
     where
         'a: 's;
+    /// Like [`next_member`](Self::next_member), with a guess at the name
+    /// (`None`: no guess). Items of a table list their attributes in the
+    /// same order line after line, so the caller usually knows the name
+    /// before it is read, and a syntax can check it in place instead of
+    /// scanning for the name's end. A name spelled with escapes comes back as
+    /// [`Member::Other`] even when it is the guess.
+    #[inline(always)]
+    fn next_member_guess<'s>(
+        &mut self,
+        first: &mut bool,
+        guess: Option<&[u8]>,
+        scratch: &'s mut Vec<u8>,
+    ) -> Result<Member<'s>, DecodeErr>
+    where
+        'a: 's,
+    {
+        Ok(match self.next_member(first, scratch)? {
+            None => Member::End,
+            Some(k) if guess.is_some_and(|g| same_name(g, k)) => Member::Guessed(k),
+            Some(k) => Member::Other(k),
+        })
+    }
     /// The opening of a list: an `L`'s elements or a set's members.
     fn open_list(&mut self) -> Result<(), DecodeErr>;
     /// Is there another element? Consumes the separator or the closing.
@@ -117,6 +139,20 @@ pub(crate) trait SyntaxCursor<'a> {
         debug_assert_eq!(self.pos(), end, "the value reads the same twice");
         Ok(())
     }
+}
+
+/// What [`SyntaxCursor::next_member_guess`] found: the struct's end, the
+/// guessed member, or another one; the name read is in both.
+pub(crate) enum Member<'s> {
+    End,
+    Guessed(&'s [u8]),
+    Other(&'s [u8]),
+}
+
+/// A name [`SyntaxCursor::next_member_guess`] may check in place: one whose
+/// spelling in a line holds no escapes (no quote, backslash or control byte).
+pub(crate) fn plain_name(name: &[u8]) -> bool {
+    !name.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 /// One attribute value at the cursor, written as canonical DynamoDB JSON
@@ -222,6 +258,27 @@ impl<'a> SyntaxCursor<'a> for Cursor<'a> {
         let key: &'s [u8] = key;
         self.expect(b':')?;
         Ok(Some(key))
+    }
+    #[inline(always)]
+    fn next_member_guess<'s>(
+        &mut self,
+        first: &mut bool,
+        guess: Option<&[u8]>,
+        scratch: &'s mut Vec<u8>,
+    ) -> Result<Member<'s>, DecodeErr>
+    where
+        'a: 's,
+    {
+        if !Cursor::next_member(self, first)? {
+            return Ok(Member::End);
+        }
+        if let Some(name) = guess.and_then(|g| self.eat_name(g)) {
+            return Ok(Member::Guessed(name));
+        }
+        let key = self.string(scratch)?;
+        let key: &'s [u8] = key;
+        self.expect(b':')?;
+        Ok(Member::Other(key))
     }
     #[inline(always)]
     fn open_list(&mut self) -> Result<(), DecodeErr> {

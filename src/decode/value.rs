@@ -7,7 +7,7 @@
 
 use super::builder::{Builder, TextKind};
 use super::shadow::{Shadow, ShadowKind};
-use super::syntax::SyntaxCursor;
+use super::syntax::{Member, SyntaxCursor};
 use super::walk::{self, Walk};
 use super::{DecodeErr, time};
 use crate::ddb::json::same_name;
@@ -98,7 +98,7 @@ pub(crate) fn decode_value<'a, C: SyntaxCursor<'a>>(
             }
         }
         Desc::M => match b {
-            Builder::Struct { children, lookup, names, valid, .. } => {
+            Builder::Struct { children, lookup, names, plain, valid, .. } => {
                 let row = valid.len();
                 let mut members = st.map(|s| match &mut s.kind {
                     ShadowKind::Struct(m) => m,
@@ -110,9 +110,14 @@ pub(crate) fn decode_value<'a, C: SyntaxCursor<'a>>(
                 let mut pos = 0;
                 // Keys borrow the line (no copy) unless they hold escapes.
                 let mut unescaped = Vec::new();
-                while let Some(key) = cur.next_member(&mut first, &mut unescaped)? {
+                loop {
                     // Members usually come in schema order: try that before hashing.
-                    let hit = names.get(pos).filter(|n| same_name(n, key)).map(|_| pos);
+                    let guess = names.get(pos).filter(|_| plain[pos]).map(|n| &n[..]);
+                    let (key, hit) = match cur.next_member_guess(&mut first, guess, &mut unescaped)? {
+                        Member::End => break,
+                        Member::Guessed(key) => (key, Some(pos)),
+                        Member::Other(key) => (key, names.get(pos).filter(|n| same_name(n, key)).map(|_| pos)),
+                    };
                     // Members are ordered by where they first appear in their map (as the walk does).
                     let order = (base & !0xfff) | (pos as u64).min(0xfff);
                     pos += 1;
@@ -250,8 +255,28 @@ fn kind_name(b: &Builder) -> &'static str {
 
 /// An `S`, `N` or `B` value's text into a scalar column; an `N` is counted
 /// in `num` when given.
-#[inline]
+#[inline(always)]
 fn push_scalar(
+    b: &mut Builder,
+    desc: Desc,
+    text: &[u8],
+    pos: usize,
+    bytes: &mut Vec<u8>,
+    num: Option<&mut NumStats>,
+) -> Result<(), DecodeErr> {
+    // The most common case (a string into a string column) inline; the rest
+    // out of line, which keeps the caller's frame small.
+    if let (Builder::Text { kind: TextKind::String, offsets, data, valid }, Desc::S) = (&mut *b, desc) {
+        data.extend_from_slice(text);
+        offsets.push(data.len() as i32);
+        valid.push(true);
+        return Ok(());
+    }
+    push_other_scalar(b, desc, text, pos, bytes, num)
+}
+
+#[inline(never)]
+fn push_other_scalar(
     b: &mut Builder,
     desc: Desc,
     text: &[u8],

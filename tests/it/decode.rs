@@ -424,6 +424,44 @@ fn chunk_boundaries_do_not_matter() {
     assert_eq!(concat(&b), whole);
 }
 
+/// Names are guessed and checked in place (the order of the last item);
+/// a name spelled with escapes, blanks around it, a name that only starts like
+/// the guess, or one whose spelling needs escapes at all, must decode exactly as
+/// the plain spelling does, at the top level and inside maps.
+#[test]
+fn member_names_decode_the_same_however_they_are_spelled() {
+    let plain = concat!(
+        r#"{"Item":{"ab":{"S":"1"},"a\"b":{"N":"2"},"c\\d":{"S":"3"},"m":{"M":{"k":{"S":"x"},"kk":{"N":"1"},"q\"":{"S":"y"}}}}}"#,
+        "\n",
+        r#"{"Item":{"ab":{"S":"4"},"a\"b":{"N":"5"},"c\\d":{"S":"6"},"m":{"M":{"k":{"S":"z"},"kk":{"N":"2"},"q\"":{"S":"w"}}}}}"#,
+        "\n",
+        r#"{"Item":{"abc":{"S":"7"},"ab":{"S":"8"},"m":{"M":{"kk":{"N":"3"},"k":{"S":"v"}}}}}"#,
+        "\n",
+    );
+    // The same items: names escaped, blanks between the tokens, members in another order.
+    let spelled = concat!(
+        r#"{"Item":{"\u0061b":{"S":"1"},"a\u0022b":{"N":"2"},"c\u005cd":{"S":"3"},"m":{"M":{"\u006b":{"S":"x"},"kk":{"N":"1"},"q\"":{"S":"y"}}}}}"#,
+        "\n",
+        r#"{"Item": {"ab" :{"S":"4"}, "a\"b":{"N":"5"},"c\\d" : {"S":"6"},"m":{"M":{ "k":{"S":"z"},"k\u006b":{"N":"2"},"q\u0022":{"S":"w"}}}}}"#,
+        "\n",
+        r#"{"Item":{"ab":{"S":"8"},"abc":{"S":"7"},"m":{"M":{"k":{"S":"v"},"kk":{"N":"3"}}}}}"#,
+        "\n",
+    );
+    let opts = || DecodeOptions { batch_size: 64, ..Default::default() };
+    let (schema, want, _) = infer_and_decode(plain.as_bytes(), plain.len(), opts());
+    let want = concat(&want);
+    assert_eq!(want.num_rows(), 3);
+    let (got, mut dec) = decode_with(&schema, spelled.as_bytes(), spelled.len(), opts());
+    let rejects = dec.take_rejects();
+    assert!(rejects.is_empty(), "{rejects:?}");
+    assert_eq!(concat(&got), want);
+    // A name only guessed is still checked: two members that read as one name are refused.
+    let twice = concat!(r#"{"Item":{"ab":{"S":"1"},"\u0061b":{"S":"2"}}}"#, "\n");
+    let (got, mut dec) = decode_with(&schema, twice.as_bytes(), twice.len(), opts());
+    assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    assert_eq!(dec.take_rejects().len(), 1);
+}
+
 #[test]
 fn statistics_gathered_while_decoding_match_inference_on_generated_items() {
     let data = sample_lines();
