@@ -294,10 +294,9 @@ pub(crate) fn finish_sinks(
 ) -> Result<(Vec<CommittedFile>, SpillReport)> {
     let mut files = Vec::new();
     let mut spilled = Vec::new();
-    for s in sinks.iter_mut() {
-        if let Some(p) = s.finish()? {
-            spilled.push(p);
-        }
+    let ended = DatasetSink::finish_all(&mut sinks, jobs)?;
+    for (s, p) in sinks.iter_mut().zip(ended) {
+        spilled.extend(p);
         files.append(&mut s.written);
     }
     drop(sinks);

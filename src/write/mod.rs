@@ -82,6 +82,14 @@ impl Open {
         Ok(())
     }
 
+    /// Write the waiting rows and the file's end.
+    fn close(mut self, opts: &WriteOptions) -> Result<CommittedFile> {
+        self.write_waiting()?;
+        let bytes = self.writer.close()?;
+        let partition = opts.partition_by.iter().map(|p| p.name.clone()).zip(self.partition).collect();
+        Ok(CommittedFile { path: self.rel, rows: self.rows, bytes, partition })
+    }
+
     /// Write the waiting rows and end the row group.
     fn flush(&mut self) -> Result<()> {
         self.write_waiting()?;
@@ -219,22 +227,46 @@ impl DatasetSink {
     }
 
     pub(crate) fn close(&mut self, dir: &str) -> Result<()> {
-        let Some(mut o) = self.open.remove(dir) else { return Ok(()) };
-        o.write_waiting()?;
-        let bytes = o.writer.close()?;
-        let partition = self.opts.partition_by.iter().map(|p| p.name.clone()).zip(o.partition).collect();
-        self.written.push(CommittedFile { path: o.rel, rows: o.rows, bytes, partition });
+        let Some(o) = self.open.remove(dir) else { return Ok(()) };
+        let file = o.close(&self.opts)?;
+        self.written.push(file);
         Ok(())
     }
 
-    /// Close every open file; the spilled partitions, if any, for [`spill::write_partitions`].
-    pub fn finish(&mut self) -> Result<Option<BTreeMap<String, spill::Spilled>>> {
-        let mut dirs: Vec<String> = self.open.keys().cloned().collect();
-        dirs.sort();
-        for d in dirs {
-            self.close(&d)?;
+    /// Close every open file of `sinks` on up to `jobs` threads, then end
+    /// their spills; each sink's spilled partitions, if any, for
+    /// [`spill::write_partitions`]. A file's waiting rows are encoded as it
+    /// closes (a partitioned run ends with a row group's worth per open
+    /// file), so this is encoding work, spread like the scan's: one file at a
+    /// time per thread, which keeps the memory to the scan's.
+    pub fn finish_all(sinks: &mut [DatasetSink], jobs: usize) -> Result<Vec<Option<BTreeMap<String, spill::Spilled>>>> {
+        let mut open: Vec<(usize, String, Open)> = Vec::new();
+        for (i, s) in sinks.iter_mut().enumerate() {
+            let mut files: Vec<(String, Open)> = s.open.drain().collect();
+            files.sort_by(|a, b| a.0.cmp(&b.0));
+            open.extend(files.into_iter().map(|(dir, o)| (i, dir, o)));
         }
-        self.spill.take().map(Spill::finish).transpose()
+        let opts: Vec<Arc<WriteOptions>> = sinks.iter().map(|s| s.opts.clone()).collect();
+        let tasks: Vec<std::sync::Mutex<Option<(usize, Open)>>> =
+            open.into_iter().map(|(i, _, o)| std::sync::Mutex::new(Some((i, o)))).collect();
+        let closed = crate::pool::run(
+            jobs,
+            tasks.len(),
+            crate::pool::Queue::Shared,
+            |_| Ok(Vec::new()),
+            |done: &mut Vec<(usize, usize, CommittedFile)>, n, _| {
+                let (i, o) = tasks[n].lock().unwrap().take().expect("each file is closed once");
+                done.push((n, i, o.close(&opts[i])?));
+                Ok(true)
+            },
+            |_, done| Ok(done),
+        )?;
+        let mut closed: Vec<(usize, usize, CommittedFile)> = closed.into_iter().flatten().collect();
+        closed.sort_unstable_by_key(|(n, _, _)| *n);
+        for (_, i, file) in closed {
+            sinks[i].written.push(file);
+        }
+        sinks.iter_mut().map(|s| s.spill.take().map(Spill::finish).transpose()).collect()
     }
 }
 
