@@ -308,7 +308,7 @@ impl<'a> SyntaxCursor<'a> for Cursor<'a> {
     where
         'a: 's,
     {
-        Ok(self.string(scratch)?)
+        Ok(self.value_string(scratch)?)
     }
     fn plain_scalar<'s>(&mut self, scratch: &'s mut Vec<u8>) -> Result<&'s [u8], DecodeErr>
     where
