@@ -240,15 +240,14 @@ impl DatasetSink {
     /// file), so this is encoding work, spread like the scan's: one file at a
     /// time per thread, which keeps the memory to the scan's.
     pub fn finish_all(sinks: &mut [DatasetSink], jobs: usize) -> Result<Vec<Option<BTreeMap<String, spill::Spilled>>>> {
-        let mut open: Vec<(usize, String, Open)> = Vec::new();
+        // Each file once, as (its sink, the file), in each sink's directory order.
+        let mut tasks: Vec<std::sync::Mutex<Option<(usize, Open)>>> = Vec::new();
         for (i, s) in sinks.iter_mut().enumerate() {
             let mut files: Vec<(String, Open)> = s.open.drain().collect();
             files.sort_by(|a, b| a.0.cmp(&b.0));
-            open.extend(files.into_iter().map(|(dir, o)| (i, dir, o)));
+            tasks.extend(files.into_iter().map(|(_, o)| std::sync::Mutex::new(Some((i, o)))));
         }
         let opts: Vec<Arc<WriteOptions>> = sinks.iter().map(|s| s.opts.clone()).collect();
-        let tasks: Vec<std::sync::Mutex<Option<(usize, Open)>>> =
-            open.into_iter().map(|(i, _, o)| std::sync::Mutex::new(Some((i, o)))).collect();
         let closed = crate::pool::run(
             jobs,
             tasks.len(),
