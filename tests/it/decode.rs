@@ -770,3 +770,43 @@ fn rows_with_skipped_keys_are_left_out_as_they_are_decoded() {
     assert_eq!(got, arrow::compute::take_record_batch(&all, &idx).unwrap());
     assert_eq!(dec.stats().items, 500, "skipped rows are still items decoded");
 }
+
+/// A line that is not UTF-8 is rejected naming its line and the byte where
+/// the bad sequence starts, by inference and by the decoder alike, wherever
+/// in the line it is (inside the first 64-byte block or far past it); the
+/// other lines decode.
+#[test]
+fn a_line_that_is_not_utf8_is_rejected_at_its_byte() {
+    for (pad, bad) in [(0usize, &b"\xff"[..]), (3, b"\xc3("), (70, b"\xe2\x82"), (200, b"\xf0\x28\x8c\xbc")] {
+        let good = format!("{{\"Item\":{{\"pk\":{{\"S\":\"a{}\"}}}}}}\n", "é".repeat(pad));
+        let mut data = good.clone().into_bytes();
+        let prefix = format!("{{\"Item\":{{\"pk\":{{\"S\":\"b{}", "é".repeat(pad));
+        data.extend_from_slice(prefix.as_bytes());
+        data.extend_from_slice(bad);
+        data.extend_from_slice(b"\"}}}\n");
+        data.extend_from_slice(good.as_bytes());
+        let byte = format!("(byte {})", prefix.len() + 1);
+
+        let io = InferOptions::default();
+        let mut inf = Inferrer::new(&io, Envelope::Item);
+        inf.start_file(0, "test.json");
+        inf.feed(&data).unwrap();
+        inf.finish_file().unwrap();
+        assert_eq!(inf.stats.items, 2, "pad {pad}");
+        let m = &inf.malformed;
+        assert_eq!((m.len(), m[0].position.line), (1, 2), "pad {pad}");
+        assert!(m[0].reason.contains("not valid UTF-8") && m[0].reason.contains(&byte), "{}", m[0].reason);
+
+        let schema = inf.stats.schema(&io);
+        let (b, mut dec) = decode_with(&schema, &data, data.len(), DecodeOptions::default());
+        let rejects = dec.take_rejects();
+        assert_eq!(rejects.len(), 1, "pad {pad}");
+        assert_eq!(rejects[0].position.line, 2);
+        assert!(
+            rejects[0].reason.contains("not valid UTF-8") && rejects[0].reason.contains(&byte),
+            "{}",
+            rejects[0].reason
+        );
+        assert_eq!(concat(&b).num_rows(), 2);
+    }
+}
