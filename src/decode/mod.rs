@@ -690,15 +690,18 @@ impl ItemDecoder {
 }
 
 /// Every line is checked to be UTF-8 before it is read (the cursors then
-/// hand out its strings as they are). `simdutf8` checks a line of an export
-/// several times faster than `std`; the error's position comes from `std`.
+/// hand out its strings as they are). `simdutf8` checks an export's lines in
+/// about half `std`'s time; a line it refuses is checked again by `std`,
+/// which has the last word and gives the error's position.
 #[inline]
 fn check_utf8(line: &[u8]) -> Result<(), DecodeErr> {
     if simdutf8::basic::from_utf8(line).is_ok() {
         return Ok(());
     }
-    let at = std::str::from_utf8(line).map_or_else(|e| e.valid_up_to(), |_| 0);
-    Err(DecodeErr::malformed(at, "the line is not valid UTF-8"))
+    match std::str::from_utf8(line) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(DecodeErr::malformed(e.valid_up_to(), "the line is not valid UTF-8")),
+    }
 }
 
 /// Gathers schema statistics from lines of DynamoDB JSON; the inference
