@@ -327,6 +327,7 @@ impl<'a> Conversion<'a> {
                     row_group_rows: self.row_group_rows,
                     row_group_bytes: 128 << 20,
                     metadata: file_metadata(self.export, schema),
+                    dictionary: Default::default(),
                 },
                 max_open_files: self.max_open_files,
                 max_rows_per_file: self.max_rows_per_file,

@@ -515,6 +515,7 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
                 row_group_rows: opts.row_group_rows,
                 row_group_bytes: 128 << 20,
                 metadata: metadata(&source, &schema),
+                dictionary: Default::default(),
             },
             max_open_files: opts.max_open_files,
             max_rows_per_file: opts.max_rows_per_file,

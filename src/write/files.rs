@@ -238,6 +238,8 @@ pub struct ParquetSettings {
     pub row_group_rows: usize,
     pub row_group_bytes: usize,
     pub metadata: Vec<KeyValue>,
+    /// Which columns are written without a dictionary (decided once per run).
+    pub dictionary: super::dictionary::DictionaryPlan,
 }
 
 /// One open output file in one format.
@@ -248,16 +250,31 @@ pub enum FormatWriter {
 }
 
 impl FormatWriter {
-    pub fn new(format: Format, out: Box<dyn OutFile>, schema: SchemaRef, pq: &ParquetSettings) -> Result<FormatWriter> {
+    /// Which columns get a dictionary depends on the rows a row group of the
+    /// file is expected to hold (`rows`), and on the run's model of its
+    /// columns, made from `sample` (rows like the file's first) if the run
+    /// has none yet; see [`super::dictionary`].
+    pub fn new(
+        format: Format,
+        out: Box<dyn OutFile>,
+        schema: SchemaRef,
+        pq: &ParquetSettings,
+        sample: &RecordBatch,
+        rows: usize,
+    ) -> Result<FormatWriter> {
         Ok(match format {
             Format::Parquet | Format::Delta => {
-                let props = WriterProperties::builder()
+                let mut props = WriterProperties::builder();
+                for column in pq.dictionary.plain_columns(sample, rows.min(pq.row_group_rows)) {
+                    props = props.set_column_dictionary_enabled(column.clone(), false);
+                }
+                let props = props
                     .set_compression(pq.compression)
                     .set_statistics_enabled(EnabledStatistics::Page)
                     // A column with more distinct values than fit 256 KiB (ids,
                     // timestamps, free text) gains little from a dictionary, and
                     // building one per row group costs more than it saves.
-                    .set_dictionary_page_size_limit(256 << 10)
+                    .set_dictionary_page_size_limit(super::dictionary::DICTIONARY_PAGE_LIMIT)
                     .set_max_row_group_row_count(Some(pq.row_group_rows))
                     .set_max_row_group_bytes(Some(pq.row_group_bytes))
                     .set_key_value_metadata(Some(pq.metadata.clone()))

@@ -9,6 +9,7 @@
 //! a time ([`spill`]). Nothing is shared between workers while writing.
 
 pub mod commit;
+pub mod dictionary;
 pub mod files;
 pub mod lease;
 pub mod partition;
@@ -155,7 +156,15 @@ impl DatasetSink {
 
     /// Whether rows of partition `dir` go to a file now (opening one if
     /// there is room) rather than to the spill.
-    fn has_file(&mut self, dir: &str, values: &[Option<String>]) -> Result<bool> {
+    /// `sample`: rows like the partition's; `expected`: how many rows the
+    /// file will hold, if known (both shape its encodings: [`FormatWriter::new`]).
+    fn has_file(
+        &mut self,
+        dir: &str,
+        values: &[Option<String>],
+        sample: &RecordBatch,
+        expected: Option<u64>,
+    ) -> Result<bool> {
         if self.open.contains_key(dir) {
             return Ok(true);
         }
@@ -167,7 +176,11 @@ impl DatasetSink {
         let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
         let path = crate::store::join_rel(&self.staging, &rel);
         let out = files::create(&self.dest, &path, &self.rt)?;
-        let writer = FormatWriter::new(self.opts.format, out, self.file_schema.clone(), &self.opts.parquet)?;
+        let writer = {
+            let rows = expected.unwrap_or(u64::MAX).min(self.opts.max_rows_per_file);
+            let rows = usize::try_from(rows).unwrap_or(usize::MAX);
+            FormatWriter::new(self.opts.format, out, self.file_schema.clone(), &self.opts.parquet, sample, rows)?
+        };
         let open = Open { writer, rel, rows: 0, partition: values.to_vec(), waiting: Vec::new(), waiting_bytes: 0 };
         self.open.insert(dir.to_string(), open);
         Ok(true)
@@ -175,9 +188,16 @@ impl DatasetSink {
 
     /// Write rows (in the file schema) of partition `dir`, opening a file if
     /// none is open and rolling it at the row limit. For the merge of spilled
-    /// partitions, which has one partition open at a time and never spills.
-    pub(crate) fn write_to(&mut self, dir: &str, values: &[Option<String>], batch: RecordBatch) -> Result<()> {
-        if !self.has_file(dir, values)? {
+    /// partitions, which has one partition open at a time, knows its rows
+    /// (`expected`), and never spills.
+    pub(crate) fn write_to(
+        &mut self,
+        dir: &str,
+        values: &[Option<String>],
+        batch: RecordBatch,
+        expected: u64,
+    ) -> Result<()> {
+        if !self.has_file(dir, values, &batch, Some(expected))? {
             return Err(Error::io(
                 "writing a partition",
                 std::io::Error::other(format!("no file could be opened for `{dir}`")),
@@ -274,7 +294,7 @@ impl BatchSink for DatasetSink {
         crate::cancel::crash_point("scan-batch");
         let projected = batch.project(&self.keep).map_err(|e| Error::engine("projecting", e))?;
         if self.opts.partition_by.is_empty() {
-            self.has_file("", &[])?;
+            self.has_file("", &[], &projected, None)?;
             self.write_open("", projected, false)?;
             return self.bound_memory();
         }
@@ -325,7 +345,7 @@ impl BatchSink for DatasetSink {
         }
         if groups.len() == 1 {
             let (dir, vals, _) = groups.pop().expect("one group");
-            match self.has_file(&dir, &vals)? {
+            match self.has_file(&dir, &vals, &projected, None)? {
                 true => self.write_open(&dir, projected, wait)?,
                 false => {
                     let n = projected.num_rows();
@@ -343,7 +363,7 @@ impl BatchSink for DatasetSink {
         let mut spill_rows: Vec<u32> = Vec::new();
         let mut spilled = Vec::new();
         for (dir, vals, rows) in groups {
-            if self.has_file(&dir, &vals)? {
+            if self.has_file(&dir, &vals, &projected, None)? {
                 self.write_open(&dir, take(rows)?, wait)?;
             } else {
                 spilled.push((dir, vals, spill_rows.len(), rows.len()));

@@ -253,7 +253,7 @@ pub fn write_partitions(
                 crate::cancel::check()?;
                 let batch = readers.read(c)?;
                 let rows = batch.num_rows() as u64;
-                sink.write_to(dir, &p.values, batch)?;
+                sink.write_to(dir, &p.values, batch, p.rows)?;
                 written(rows);
             }
             sink.close(dir)?;
