@@ -22,7 +22,14 @@
 //!
 //! Columns with too few values in that batch, booleans, and every column of a
 //! run that never saw a batch large enough (a small export) keep parquet-rs's
-//! default.
+//! default. A column that looks more varied in that batch than it is later
+//! loses only some compression, never a value.
+//!
+//! Measured on the 2M-item corpus (`perf` builds, four alternating rounds):
+//! `--partition-by 'day(createdAt)'` 11.7 → 9.7 s median, 22 → 18.5 CPU-s,
+//! 241 → 206 MB written; `--partition-by status` 5.0 → 4.7 s, 187 → 173 MB;
+//! a plain conversion the same time, 171.7 → 171.0 MB. The dictionary
+//! interner's share of the CPU: 7.7 % → 1.2 % (`day`), 9.6 % → 3.7 % (`status`).
 
 use std::sync::{Arc, OnceLock};
 
