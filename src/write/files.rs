@@ -250,10 +250,11 @@ pub enum FormatWriter {
 }
 
 impl FormatWriter {
-    /// Which columns get a dictionary depends on the rows a row group of the
-    /// file is expected to hold (`rows`), and on the run's model of its
-    /// columns, made from `sample` (rows like the file's first) if the run
-    /// has none yet; see [`super::dictionary`].
+    /// Which columns get a dictionary depends on the rows the file is
+    /// expected to hold (`rows`; its row groups hold at most the row-group
+    /// limit of them), and on the run's model of its columns, made from
+    /// `sample` (rows like the file's first) if the run has none yet; see
+    /// [`super::dictionary`].
     pub fn new(
         format: Format,
         out: Box<dyn OutFile>,
