@@ -88,6 +88,8 @@ pub struct Stages {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SpillReport {
     pub spilled_rows: u64,
+    /// Of the rows spilled, those spilled as their source lines (decoded after the scan).
+    pub spilled_lines: u64,
     pub spilled_partitions: usize,
 }
 
@@ -153,32 +155,35 @@ pub fn convert(
     let mut scan_opts = opts.scan.clone();
     scan_opts.decode.collect_stats |= opts.check_schema;
     let scan_started = Instant::now();
+    let router = router_options(export, schema, &scan_opts, &opts.write);
     let result = pipeline::decode_export(export, rt, schema, &scan_opts, Some(&rejects), progress, |w| {
-        DatasetSink::new(dest, &run_id, w, batch_schema.clone(), wopts.clone(), rt.clone())
+        let sink = DatasetSink::new(dest, &run_id, w, batch_schema.clone(), wopts.clone(), rt.clone())?;
+        Ok(match &router {
+            Some(o) => sink.route_lines(crate::decode::ItemDecoder::new(schema, o.clone())),
+            None => sink,
+        })
+    });
+    let mut stages = Stages { scan_wall_seconds: scan_started.elapsed().as_secs_f64(), ..Default::default() };
+    let finish_started = Instant::now();
+    // Spilled source lines are decoded now: their rejects join the scan's.
+    let replay = || pipeline::Replay::new(export, schema, &scan_opts.decode, Some(&rejects));
+    let written = result.and_then(|(mut report, sinks)| {
+        let jobs = sinks.len();
+        let merge_sink = |t| DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.clone());
+        let (files, spilled, replayed) = finish_sinks(sinks, jobs, progress, merge_sink, Some(&replay))?;
+        replayed.add_to(&mut report);
+        Ok((report, files, spilled))
     });
     drop(rejects);
     let rejects_written = lazy.lock().unwrap().finish()?;
-    let (report, sinks) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            discard_staging(dest, &run_id, rt);
-            return Err(e);
-        }
-    };
-    let mut stages =
-        Stages { read: report.stages, scan_wall_seconds: scan_started.elapsed().as_secs_f64(), ..Default::default() };
-    let finish_started = Instant::now();
-    let jobs = sinks.len();
-    let written = finish_sinks(sinks, jobs, progress, |t| {
-        DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.clone())
-    });
-    let (mut files, spilled) = match written {
+    let (report, mut files, spilled) = match written {
         Ok(w) => w,
         Err(e) => {
             discard_staging(dest, &run_id, rt);
             return Err(e);
         }
     };
+    stages.read = report.stages;
     stages.finish_files_seconds = finish_started.elapsed().as_secs_f64();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let rejects_file = rejects_written.then(|| dest.display(&rejects_path));
@@ -284,14 +289,50 @@ pub fn with_lease<T>(
     Ok(value)
 }
 
+/// The options of the decoder that finds a source line's partition, when the
+/// sinks may spill lines rather than rows ([`DatasetSink::route_lines`]): a
+/// partitioned conversion of items (a change table's own columns and
+/// `merge`'s key filter need the whole decoder). Decodes the partition
+/// columns only, and never stops on a bad line.
+fn router_options(
+    export: &Export,
+    schema: &Schema,
+    scan: &PipelineOptions,
+    write: &WriteOptions,
+) -> Option<crate::decode::DecodeOptions> {
+    let lines = pipeline::lines_of(export, &scan.decode);
+    if write.partition_by.is_empty() || lines.record != crate::decode::RecordKind::Item || lines.skip.is_some() {
+        return None;
+    }
+    let arrow = schema.arrow_schema();
+    let mut projection = Vec::new();
+    for p in &write.partition_by {
+        let i = arrow.index_of(&p.source_column).ok()?;
+        if !projection.contains(&i) {
+            projection.push(i);
+        }
+    }
+    projection.sort_unstable();
+    Some(crate::decode::DecodeOptions {
+        projection: Some(projection),
+        collect_stats: false,
+        strict: false,
+        batch_size: usize::MAX,
+        batch_bytes: usize::MAX,
+        ..lines
+    })
+}
+
 /// Close the workers' files and write the partitions they spilled (on
-/// `jobs` threads, with sinks from `merge_sink`).
-pub(crate) fn finish_sinks(
+/// `jobs` threads, with sinks from `merge_sink`; spilled source lines are
+/// decoded by `replay`'s, see [`crate::write::spill::write_partitions`]).
+pub(crate) fn finish_sinks<'a>(
     mut sinks: Vec<DatasetSink>,
     jobs: usize,
     progress: &Progress,
     merge_sink: impl Fn(usize) -> Result<DatasetSink> + Sync,
-) -> Result<(Vec<CommittedFile>, SpillReport)> {
+    replay: Option<&(dyn Fn() -> pipeline::Replay<'a> + Sync)>,
+) -> Result<(Vec<CommittedFile>, SpillReport, pipeline::Replayed)> {
     let mut files = Vec::new();
     let mut spilled = Vec::new();
     let ended = DatasetSink::finish_all(&mut sinks, jobs)?;
@@ -302,17 +343,21 @@ pub(crate) fn finish_sinks(
     drop(sinks);
     let report = SpillReport {
         spilled_rows: spilled.iter().flat_map(|w| w.values()).map(|p| p.rows).sum(),
+        spilled_lines: spilled.iter().flat_map(|w| w.values()).map(|p| p.lines).sum(),
         spilled_partitions: spilled.iter().flat_map(|w| w.keys()).collect::<std::collections::BTreeSet<_>>().len(),
     };
+    let mut replayed = pipeline::Replayed::default();
     if !spilled.is_empty() {
         use std::sync::atomic::Ordering::Relaxed;
         progress.spilled_rows.store(report.spilled_rows, Relaxed);
         let written = |rows| {
             progress.spilled_rows_written.fetch_add(rows, Relaxed);
         };
-        files.extend(crate::write::spill::write_partitions(spilled, jobs, merge_sink, written)?);
+        let (more, r) = crate::write::spill::write_partitions(spilled, jobs, merge_sink, replay, written)?;
+        files.extend(more);
+        replayed = r;
     }
-    Ok((files, report))
+    Ok((files, report, replayed))
 }
 
 /// The process's peak resident memory so far (Linux: `VmHWM`).

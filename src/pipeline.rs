@@ -66,6 +66,65 @@ pub trait BatchSink: Send {
     fn finish_file(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Whether [`take_lines`](Self::take_lines) may take lines now (asked
+    /// before each decompressed chunk; once true, it stays true for the scan).
+    fn takes_lines(&self) -> bool {
+        false
+    }
+    /// Take source lines as they are, before they are decoded: mark those
+    /// taken in `taken` and return how many. The sink answers for them (a
+    /// spill of source lines, decoded after the scan with a [`Replay`]); the
+    /// lines left are decoded and come to [`write`](Self::write) as rows.
+    fn take_lines(&mut self, _lines: &LineBatch, _taken: &mut [bool]) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+/// Whole lines of one data file, as read (newlines removed), with their
+/// line numbers.
+#[derive(Debug, Default)]
+pub struct LineBatch {
+    /// The data file's place in the manifest.
+    pub file: usize,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    numbers: Vec<u64>,
+}
+
+impl LineBatch {
+    /// Lines a batch holds before it is handed on (and at most this many bytes).
+    const LINES: usize = 16384;
+    const BYTES: usize = 16 << 20;
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Line `i` of the batch, and its number in its file.
+    pub fn line(&self, i: usize) -> (u64, &[u8]) {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        (self.numbers[i], &self.bytes[start..self.ends[i]])
+    }
+
+    fn push(&mut self, number: u64, line: &[u8]) {
+        self.bytes.extend_from_slice(line);
+        self.ends.push(self.bytes.len());
+        self.numbers.push(number);
+    }
+
+    fn is_full(&self) -> bool {
+        self.ends.len() >= Self::LINES || self.bytes.len() >= Self::BYTES
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.numbers.clear();
+    }
 }
 
 /// Receives rejected lines (shared by all workers).
@@ -240,7 +299,8 @@ pub fn decode_export<S: BatchSink>(
 /// returns whether to go on; `on_chunk` sees the size of each decompressed chunk
 /// and the items decoded so far (progress, cancellation). Returns what reading
 /// the file found when it was read to its end (checked against the manifest
-/// when `verify`), `None` when `on_batch` stopped early. `times` gathers
+/// when `verify`), `None` when `on_batch` stopped early. `on_chunk` is called
+/// once more, with 0 bytes, when the file's last rows are out. `times` gathers
 /// where the time went.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_file(
@@ -251,7 +311,61 @@ pub fn decode_file(
     buf: &mut [u8],
     verify: bool,
     times: &mut StageTimes,
-    mut on_batch: impl FnMut(RecordBatch) -> Result<bool>,
+    on_batch: impl FnMut(RecordBatch) -> Result<bool>,
+    on_chunk: impl FnMut(usize, u64) -> Result<()>,
+) -> Result<Option<crate::read::FileFacts>> {
+    struct Batches<F>(F);
+    impl<F: FnMut(RecordBatch) -> Result<bool>> Rows for Batches<F> {
+        fn batch(&mut self, b: RecordBatch) -> Result<bool> {
+            (self.0)(b)
+        }
+    }
+    decode_file_into(export, index, rt, decoder, buf, verify, times, &mut Batches(on_batch), on_chunk)
+}
+
+/// Where [`decode_file_into`] hands a file's rows (and, if taken, its lines).
+trait Rows {
+    /// A batch of rows; returns whether to go on.
+    fn batch(&mut self, b: RecordBatch) -> Result<bool>;
+    /// See [`BatchSink::takes_lines`].
+    fn takes_lines(&self) -> bool {
+        false
+    }
+    /// See [`BatchSink::take_lines`].
+    fn take_lines(&mut self, _lines: &LineBatch, _taken: &mut [bool]) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+/// A sink as [`Rows`]: it never stops a file early.
+struct SinkRows<'a, S>(&'a mut S);
+
+impl<S: BatchSink> Rows for SinkRows<'_, S> {
+    fn batch(&mut self, b: RecordBatch) -> Result<bool> {
+        self.0.write(b).map(|()| true)
+    }
+    fn takes_lines(&self) -> bool {
+        self.0.takes_lines()
+    }
+    fn take_lines(&mut self, lines: &LineBatch, taken: &mut [bool]) -> Result<u64> {
+        self.0.take_lines(lines, taken)
+    }
+}
+
+/// [`decode_file`] into `rows`. While `rows` takes no lines the decoder frames
+/// the lines itself; from the first chunk on which it does, lines are framed
+/// here, offered to `rows` a [`LineBatch`] at a time, and the lines left are
+/// decoded one by one. `on_chunk`'s count includes the lines taken.
+#[allow(clippy::too_many_arguments)]
+fn decode_file_into<R: Rows>(
+    export: &Export,
+    index: usize,
+    rt: &tokio::runtime::Handle,
+    decoder: &mut ItemDecoder,
+    buf: &mut [u8],
+    verify: bool,
+    times: &mut StageTimes,
+    rows: &mut R,
     mut on_chunk: impl FnMut(usize, u64) -> Result<()>,
 ) -> Result<Option<crate::read::FileFacts>> {
     let file = &export.files[index];
@@ -261,18 +375,7 @@ pub fn decode_file(
     }
     decoder.start_file(index, &name);
     let mut stream = DataStream::open(export, file, rt)?;
-    // A sink's complaint about a row names the row's file and line.
-    let mut on_batch = |b: RecordBatch, decoder: &ItemDecoder, times: &mut StageTimes| {
-        let t = Instant::now();
-        let r = on_batch(b).map_err(|e| match e {
-            Error::Row { row, path, message } => {
-                Error::Decode { position: Position { path, ..decoder.position_of_flushed(row) }, message }
-            }
-            e => e,
-        });
-        times.encode_write_seconds += t.elapsed().as_secs_f64();
-        r
-    };
+    let mut framing: Option<Framing> = None;
     loop {
         let t = Instant::now();
         let n = stream.next_chunk(buf)?;
@@ -280,29 +383,35 @@ pub fn decode_file(
         if n == 0 {
             break;
         }
-        let mut off = 0;
-        while off < n {
-            let t = Instant::now();
-            off += decoder.decode(&buf[off..n])?;
-            let full = if decoder.is_full() { decoder.flush()? } else { None };
-            times.decode_seconds += t.elapsed().as_secs_f64();
-            if let Some(b) = full
-                && !on_batch(b, decoder, times)?
-            {
+        if framing.is_none() && rows.takes_lines() {
+            framing = Some(Framing::new(index, decoder));
+        }
+        let go_on = match &mut framing {
+            Some(f) => f.chunk(&buf[..n], &name, decoder, rows, times)?,
+            None => decode_chunk(&buf[..n], decoder, rows, times)?,
+        };
+        if !go_on {
+            return Ok(None);
+        }
+        on_chunk(n, decoder.stats().items + framing.as_ref().map_or(0, |f| f.taken_total))?;
+    }
+    let t = Instant::now();
+    match &mut framing {
+        Some(f) => {
+            if !f.finish(decoder, rows, times)? {
                 return Ok(None);
             }
         }
-        on_chunk(n, decoder.stats().items)?;
+        None => decoder.finish_file()?,
     }
-    let t = Instant::now();
-    decoder.finish_file()?;
     let last = decoder.flush()?;
     times.decode_seconds += t.elapsed().as_secs_f64();
     if let Some(b) = last
-        && !on_batch(b, decoder, times)?
+        && !emit(b, decoder, rows, times)?
     {
         return Ok(None);
     }
+    on_chunk(0, decoder.stats().items + framing.as_ref().map_or(0, |f| f.taken_total))?;
     let t = Instant::now();
     let facts = stream.finish()?;
     times.read_inflate_seconds += t.elapsed().as_secs_f64();
@@ -310,6 +419,205 @@ pub fn decode_file(
         return Err(Error::Verify(p));
     }
     Ok(Some(facts))
+}
+
+/// Hand a batch on. A sink's complaint about a row names the row's file and line.
+fn emit<R: Rows>(b: RecordBatch, decoder: &ItemDecoder, rows: &mut R, times: &mut StageTimes) -> Result<bool> {
+    let t = Instant::now();
+    let r = rows.batch(b).map_err(|e| match e {
+        Error::Row { row, path, message } => {
+            Error::Decode { position: Position { path, ..decoder.position_of_flushed(row) }, message }
+        }
+        e => e,
+    });
+    times.encode_write_seconds += t.elapsed().as_secs_f64();
+    r
+}
+
+/// Decode a chunk, the decoder framing its lines.
+fn decode_chunk<R: Rows>(
+    chunk: &[u8],
+    decoder: &mut ItemDecoder,
+    rows: &mut R,
+    times: &mut StageTimes,
+) -> Result<bool> {
+    let mut off = 0;
+    while off < chunk.len() {
+        let t = Instant::now();
+        off += decoder.decode(&chunk[off..])?;
+        let full = if decoder.is_full() { decoder.flush()? } else { None };
+        times.decode_seconds += t.elapsed().as_secs_f64();
+        if let Some(b) = full
+            && !emit(b, decoder, rows, times)?
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Lines framed here rather than by the decoder (see [`decode_file_into`]).
+struct Framing {
+    carry: Vec<u8>,
+    /// The number of the last line framed.
+    line: u64,
+    max: usize,
+    batch: LineBatch,
+    taken: Vec<bool>,
+    taken_total: u64,
+}
+
+impl Framing {
+    /// Take the framing over from `decoder`, mid-file.
+    fn new(file: usize, decoder: &mut ItemDecoder) -> Framing {
+        let max = decoder.options().infer.max_line_bytes;
+        let (carry, line) = decoder.take_framing();
+        let batch = LineBatch { file, ..Default::default() };
+        Framing { carry, line, max, batch, taken: Vec::new(), taken_total: 0 }
+    }
+
+    fn chunk<R: Rows>(
+        &mut self,
+        chunk: &[u8],
+        name: &str,
+        decoder: &mut ItemDecoder,
+        rows: &mut R,
+        times: &mut StageTimes,
+    ) -> Result<bool> {
+        let mut off = 0;
+        while off < chunk.len() {
+            let t = Instant::now();
+            let (batch, line) = (&mut self.batch, &mut self.line);
+            let framed = crate::decode::lines::for_each_line(&mut self.carry, &chunk[off..], self.max, |l| {
+                *line += 1;
+                batch.push(*line, l);
+                Ok(!batch.is_full())
+            })?;
+            times.decode_seconds += t.elapsed().as_secs_f64();
+            match framed {
+                Ok(n) => off += n,
+                Err(_) => return Err(crate::decode::lines::too_long(name, self.line + 1, self.max)),
+            }
+            if self.batch.is_full() && !self.offer(decoder, rows, times)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The file ended: a last line without a newline, then what is framed.
+    fn finish<R: Rows>(&mut self, decoder: &mut ItemDecoder, rows: &mut R, times: &mut StageTimes) -> Result<bool> {
+        if !self.carry.is_empty() {
+            self.line += 1;
+            self.batch.push(self.line, &self.carry);
+            self.carry.clear();
+        }
+        self.offer(decoder, rows, times)
+    }
+
+    /// Offer the framed lines to `rows`; decode those it leaves.
+    fn offer<R: Rows>(&mut self, decoder: &mut ItemDecoder, rows: &mut R, times: &mut StageTimes) -> Result<bool> {
+        let t = Instant::now();
+        self.taken.clear();
+        self.taken.resize(self.batch.len(), false);
+        self.taken_total += rows.take_lines(&self.batch, &mut self.taken)?;
+        times.encode_write_seconds += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for i in (0..self.batch.len()).filter(|&i| !self.taken[i]) {
+            let (number, line) = self.batch.line(i);
+            decoder.decode_line(number, line)?;
+            if decoder.is_full() {
+                let b = decoder.flush()?.expect("a full decoder has rows");
+                times.decode_seconds += t.elapsed().as_secs_f64();
+                if !emit(b, decoder, rows, times)? {
+                    return Ok(false);
+                }
+            }
+        }
+        times.decode_seconds += t.elapsed().as_secs_f64();
+        self.batch.clear();
+        Ok(true)
+    }
+}
+
+/// What [`Replay`]s found, summed.
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    pub stats: DecodeStats,
+    pub table_stats: Option<TableStats>,
+    pub decode_seconds: f64,
+}
+
+impl Replayed {
+    pub fn add(&mut self, (stats, table_stats, seconds): (DecodeStats, Option<TableStats>, f64)) {
+        self.stats.merge(&stats);
+        if let Some(t) = table_stats {
+            self.table_stats.get_or_insert_with(TableStats::default).merge(t);
+        }
+        self.decode_seconds += seconds;
+    }
+
+    /// Add these to a scan's report.
+    pub fn add_to(self, report: &mut PipelineReport) {
+        let mut stats = DecodeStats {
+            items: report.decode.items,
+            rejected: report.decode.rejected,
+            extra_values: report.decode.extra_values,
+            extra_by_attribute: std::mem::take(&mut report.decode.extra_by_attribute),
+        };
+        stats.merge(&self.stats);
+        report.decode = DecodeStatsReport::from(&stats);
+        if let Some(t) = self.table_stats {
+            report.table_stats.get_or_insert_with(TableStats::default).merge(t);
+        }
+        report.stages.decode_seconds += self.decode_seconds;
+    }
+}
+
+/// Decodes source lines spilled by a sink (see [`BatchSink::take_lines`])
+/// after the scan: rejects go where the scan's went, and the statistics are
+/// added to the scan's.
+pub struct Replay<'a> {
+    export: &'a Export,
+    decoder: ItemDecoder,
+    file: Option<usize>,
+    rejects: Option<&'a RejectSink>,
+    decode_seconds: f64,
+}
+
+impl<'a> Replay<'a> {
+    /// `opts`: the scan's decode options (before [`lines_of`]).
+    pub fn new(export: &'a Export, schema: &Schema, opts: &DecodeOptions, rejects: Option<&'a RejectSink>) -> Self {
+        let decoder = ItemDecoder::new(schema, lines_of(export, opts));
+        Replay { export, decoder, file: None, rejects, decode_seconds: 0.0 }
+    }
+
+    /// Decode line `number` of data file `file`; a batch when one is full.
+    pub fn line(&mut self, file: usize, number: u64, text: &[u8]) -> Result<Option<RecordBatch>> {
+        let t = Instant::now();
+        if self.file != Some(file) {
+            self.decoder.start_file(file, &self.export.display(&self.export.files[file]));
+            self.file = Some(file);
+        }
+        self.decoder.decode_line(number, text)?;
+        let full = if self.decoder.is_full() { self.flush()? } else { None };
+        self.decode_seconds += t.elapsed().as_secs_f64();
+        Ok(full)
+    }
+
+    /// The rows decoded and not yet handed on; rejected lines go to the rejects.
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        let b = self.decoder.flush()?;
+        write_rejects(self.rejects, self.decoder.take_rejects())?;
+        Ok(b)
+    }
+
+    /// What decoding found: counts, the inference statistics if gathered,
+    /// and the seconds spent.
+    pub fn finish(mut self) -> (DecodeStats, Option<TableStats>, f64) {
+        let t = self.decoder.take_table_stats();
+        (self.decoder.stats().clone(), t, self.decode_seconds)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -329,16 +637,8 @@ fn scan_file<S: BatchSink>(
     sink.start_file(index, &export.display(file))?;
     let mut items_before = decoder.stats().items;
     let mut times = StageTimes::default();
-    let facts = decode_file(
-        export,
-        index,
-        rt,
-        decoder,
-        buf,
-        opts.verify,
-        &mut times,
-        |b| sink.write(b).map(|()| true),
-        |n, items| {
+    let facts =
+        decode_file_into(export, index, rt, decoder, buf, opts.verify, &mut times, &mut SinkRows(sink), |n, items| {
             progress.items.fetch_add(items - items_before, Ordering::Relaxed);
             progress.uncompressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
             items_before = items;
@@ -346,10 +646,8 @@ fn scan_file<S: BatchSink>(
                 return Err(Error::Usage("stopped".into()));
             }
             crate::cancel::check()
-        },
-    )?
-    .expect("the sink never stops a file early");
-    progress.items.fetch_add(decoder.stats().items - items_before, Ordering::Relaxed);
+        })?
+        .expect("the sink never stops a file early");
     write_rejects(rejects, decoder.take_rejects())?;
     sink.finish_file()?;
     progress.compressed_bytes.fetch_add(facts.compressed_bytes, Ordering::Relaxed);

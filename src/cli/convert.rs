@@ -215,8 +215,9 @@ pub(super) fn report(a: &OutputArgs, s: &ConvertSummary) {
         );
         if s.spilled.spilled_rows > 0 {
             eprintln!(
-                "{} rows of {} partition(s) were sorted on disk before writing: more partitions than --max-open-files ({}) per worker",
-                s.spilled.spilled_rows, s.spilled.spilled_partitions, a.max_open_files
+                "{} rows of {} partition(s) waited on disk before writing ({} of them as source lines, decoded after the scan): \
+                 more partitions than --max-open-files ({}) per worker",
+                s.spilled.spilled_rows, s.spilled.spilled_partitions, s.spilled.spilled_lines, a.max_open_files
             );
         }
         if s.scan.decode.extra_values > 0 {

@@ -18,7 +18,7 @@
 pub mod builder;
 mod ion;
 pub mod keys;
-mod lines;
+pub(crate) mod lines;
 pub mod record;
 mod shadow;
 mod syntax;
@@ -325,6 +325,10 @@ impl ItemDecoder {
         }
     }
 
+    pub fn options(&self) -> &DecodeOptions {
+        &self.opts
+    }
+
     /// The schema of the batches this decoder produces.
     pub fn schema(&self) -> SchemaRef {
         self.arrow_schema.clone()
@@ -391,6 +395,28 @@ impl ItemDecoder {
             // `line` counted the lines framed before the long one.
             Err(_) => Err(lines::too_long(&self.file, self.line + 1, max)),
         }
+    }
+
+    /// Decode one whole line (without its newline) as line `number` of the
+    /// current file. For lines framed by the caller, whose numbers need not
+    /// follow each other: source lines spilled by a sink and decoded after the
+    /// scan, or the lines a sink left to be decoded (see
+    /// [`crate::pipeline::BatchSink::take_lines`]).
+    pub fn decode_line(&mut self, number: u64, line: &[u8]) -> Result<()> {
+        debug_assert!(self.carry.is_empty(), "lines framed by the caller, or by the decoder, not both");
+        self.line = number.saturating_sub(1);
+        self.line(line)
+    }
+
+    /// Hand the framing over to the caller mid-file: the partial line carried
+    /// and the number of the last line framed (the next is one more).
+    pub fn take_framing(&mut self) -> (Vec<u8>, u64) {
+        (std::mem::take(&mut self.carry), self.line)
+    }
+
+    /// The line of each row of the last batch flushed.
+    pub fn flushed_lines(&self) -> &[u64] {
+        &self.flushed_lines
     }
 
     /// The data file ended: decode a last line without a newline.

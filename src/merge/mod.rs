@@ -671,9 +671,15 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
         };
         lap(&mut stages.merge_write_seconds);
         let finished = written.and_then(|sinks| {
-            finish_sinks(sinks, jobs, &progress, |t| {
-                DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.handle().clone())
-            })
+            // merge's sinks spill rows, never lines: nothing to replay.
+            finish_sinks(
+                sinks,
+                jobs,
+                &progress,
+                |t| DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.handle().clone()),
+                None,
+            )
+            .map(|(files, spilled, _)| (files, spilled))
         });
         let (mut files, spilled) = match finished.and_then(|w| crate::cancel::check().map(|()| w)) {
             Ok(w) => w,

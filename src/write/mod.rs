@@ -116,6 +116,9 @@ pub struct DatasetSink {
     seq: usize,
     rt: tokio::runtime::Handle,
     pub written: Vec<CommittedFile>,
+    /// Decodes only the partition columns of source lines, to take the lines
+    /// of spilled partitions as text (see [`DatasetSink::route_lines`]).
+    router: Option<crate::decode::ItemDecoder>,
 }
 
 impl DatasetSink {
@@ -151,7 +154,23 @@ impl DatasetSink {
             seq: 0,
             rt,
             written: Vec::new(),
+            router: None,
         })
+    }
+
+    /// Once this sink spills, take the source lines of partitions without an
+    /// open file as they are, before they are decoded, and spill them as
+    /// text; they are decoded once, after the scan, straight into their
+    /// partition's file (a [`crate::pipeline::Replay`] in
+    /// [`spill::write_partitions`]). Spilling rows instead costs a sort by
+    /// partition, slicing, concatenating and an Arrow IPC round trip on disk,
+    /// which was a third of a `day(…)` conversion's CPU. `router` decodes the
+    /// partition columns only (a projected decoder, not strict), to find each
+    /// line's partition; a line it cannot read is left to the scan's decoder,
+    /// which reports it as it would any other.
+    pub fn route_lines(mut self, router: crate::decode::ItemDecoder) -> DatasetSink {
+        self.router = Some(router);
+        self
     }
 
     /// Whether rows of partition `dir` go to a file now (opening one if
@@ -290,6 +309,57 @@ impl DatasetSink {
 }
 
 impl BatchSink for DatasetSink {
+    fn start_file(&mut self, index: usize, name: &str) -> Result<()> {
+        if let Some(r) = &mut self.router {
+            r.start_file(index, name);
+        }
+        Ok(())
+    }
+
+    fn takes_lines(&self) -> bool {
+        self.router.is_some() && self.spill.is_some()
+    }
+
+    /// Lines of partitions without an open file go to the spill as text.
+    /// Lines the router cannot read, and lines whose partition directory
+    /// could not be made, are left to the decoder (whose rows report them).
+    fn take_lines(&mut self, lines: &crate::pipeline::LineBatch, taken: &mut [bool]) -> Result<u64> {
+        let Some(router) = self.router.as_mut() else { return Ok(0) };
+        for i in 0..lines.len() {
+            let (number, text) = lines.line(i);
+            // An error here is the decoder's to report, when it reads the line.
+            let _ = router.decode_line(number, text);
+        }
+        router.take_rejects();
+        let Some(batch) = router.flush()? else { return Ok(0) };
+        // The line each row came from, as an index into `lines` (both ascend).
+        let mut at = 0;
+        let index: Vec<usize> = router
+            .flushed_lines()
+            .iter()
+            .map(|&n| {
+                while lines.line(at).0 != n {
+                    at += 1;
+                }
+                at
+            })
+            .collect();
+        let mut took = 0;
+        for (dir, values, rows) in self.groups(&batch)? {
+            if self.open.contains_key(&dir) || long_segment(&dir).is_some() {
+                continue;
+            }
+            for &r in &rows {
+                taken[index[r as usize]] = true;
+            }
+            took += rows.len() as u64;
+            let rows = rows.iter().map(|&r| lines.line(index[r as usize]));
+            self.spill_mut().push_lines(dir, values, lines.file, rows);
+        }
+        self.bound_memory()?;
+        Ok(took)
+    }
+
     fn write(&mut self, batch: RecordBatch) -> Result<()> {
         crate::cancel::crash_point("scan-batch");
         let projected = batch.project(&self.keep).map_err(|e| Error::engine("projecting", e))?;
@@ -299,36 +369,9 @@ impl BatchSink for DatasetSink {
             return self.bound_memory();
         }
         let wait = matches!(self.opts.format, Format::Parquet | Format::Delta);
-        // Group rows by partition: each level's values are interned per
-        // batch, and a group is a distinct combination of them.
-        let mut of_row: Vec<u32> = vec![0; batch.num_rows()];
-        let mut values: Vec<Vec<Option<String>>> = vec![Vec::new()];
-        for spec in &self.opts.partition_by {
-            let (codes, distinct) = spec.codes(&batch)?;
-            let mut combined: rustc_hash::FxHashMap<(u32, u32), u32> = Default::default();
-            let mut next: Vec<Vec<Option<String>>> = Vec::new();
-            for (g, c) in of_row.iter_mut().zip(codes) {
-                *g = *combined.entry((*g, c)).or_insert_with(|| {
-                    let mut v = values[*g as usize].clone();
-                    v.push(distinct[c as usize].clone());
-                    next.push(v);
-                    next.len() as u32 - 1
-                });
-            }
-            values = next;
-        }
-        let mut groups: Vec<(String, Vec<Option<String>>, Vec<u32>)> = values
-            .into_iter()
-            .map(|v| {
-                let refs: Vec<Option<&str>> = v.iter().map(Option::as_deref).collect();
-                (partition::dir_of(&self.opts.partition_by, &refs), v, Vec::new())
-            })
-            .collect();
-        for (row, g) in of_row.iter().enumerate() {
-            groups[*g as usize].2.push(row as u32);
-        }
+        let mut groups = self.groups(&batch)?;
         for (dir, vals, rows) in &groups {
-            if let Some(i) = dir.split('/').position(|seg| seg.len() > partition::MAX_SEGMENT) {
+            if let Some(i) = long_segment(dir) {
                 let value = vals[i].as_deref().unwrap_or_default();
                 return Err(Error::Row {
                     row: rows[0] as usize,
@@ -379,10 +422,63 @@ impl BatchSink for DatasetSink {
 }
 
 impl DatasetSink {
+    /// The rows of `batch` grouped by partition: (directory, values, rows).
+    /// Each level's values are interned per batch, and a group is a distinct
+    /// combination of them.
+    #[allow(clippy::type_complexity)]
+    fn groups(&self, batch: &RecordBatch) -> Result<Vec<(String, Vec<Option<String>>, Vec<u32>)>> {
+        let mut of_row: Vec<u32> = vec![0; batch.num_rows()];
+        let mut values: Vec<Vec<Option<String>>> = vec![Vec::new()];
+        for spec in &self.opts.partition_by {
+            let (codes, distinct) = spec.codes(batch)?;
+            let mut combined: rustc_hash::FxHashMap<(u32, u32), u32> = Default::default();
+            let mut next: Vec<Vec<Option<String>>> = Vec::new();
+            for (g, c) in of_row.iter_mut().zip(codes) {
+                *g = *combined.entry((*g, c)).or_insert_with(|| {
+                    let mut v = values[*g as usize].clone();
+                    v.push(distinct[c as usize].clone());
+                    next.push(v);
+                    next.len() as u32 - 1
+                });
+            }
+            values = next;
+        }
+        let mut groups: Vec<(String, Vec<Option<String>>, Vec<u32>)> = values
+            .into_iter()
+            .map(|v| {
+                let refs: Vec<Option<&str>> = v.iter().map(Option::as_deref).collect();
+                (partition::dir_of(&self.opts.partition_by, &refs), v, Vec::new())
+            })
+            .collect();
+        for (row, g) in of_row.iter().enumerate() {
+            groups[*g as usize].2.push(row as u32);
+        }
+        Ok(groups)
+    }
+
+    /// Write rows in the scan's schema (a [`crate::pipeline::Replay`]'s) of
+    /// partition `dir`: [`write_to`](Self::write_to) after dropping the
+    /// identity partition columns.
+    pub(crate) fn write_rows_to(
+        &mut self,
+        dir: &str,
+        values: &[Option<String>],
+        batch: RecordBatch,
+        expected: u64,
+    ) -> Result<()> {
+        let projected = batch.project(&self.keep).map_err(|e| Error::engine("projecting", e))?;
+        self.write_to(dir, values, projected, expected)
+    }
+
     fn spill_mut(&mut self) -> &mut Spill {
         let (root, schema) = (&self.opts.spill_dir, &self.file_schema);
         self.spill.get_or_insert_with(|| Spill::new(root, schema.clone()))
     }
+}
+
+/// The level of a partition directory whose name is too long to create.
+fn long_segment(dir: &str) -> Option<usize> {
+    dir.split('/').position(|seg| seg.len() > partition::MAX_SEGMENT)
 }
 
 /// Rows per partition directory, from the files written.

@@ -42,6 +42,7 @@ use arrow::ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext, I
 use super::DatasetSink;
 use super::commit::CommittedFile;
 use crate::error::{Error, Result};
+use crate::pipeline::{Replay, Replayed};
 
 /// Spill folders are `dynolake-spill-<pid>-<random>`: the pid tells a later
 /// run whether the folder's owner is still alive.
@@ -72,6 +73,8 @@ pub struct Spill {
     /// Batches waiting for the next run, and which rows of them belong where.
     pending: Vec<RecordBatch>,
     slices: HashMap<String, Vec<(usize, usize, usize)>>,
+    /// Source lines waiting for the next run, by partition (see [`Spill::push_lines`]).
+    lines: HashMap<String, Vec<u8>>,
     pending_bytes: usize,
     runs: usize,
     partitions: BTreeMap<String, Spilled>,
@@ -81,6 +84,8 @@ pub struct Spill {
 pub struct Spilled {
     pub values: Vec<Option<String>>,
     pub rows: u64,
+    /// Of the rows, those spilled as source lines (decoded after the scan).
+    pub lines: u64,
     chunks: Vec<Chunk>,
 }
 
@@ -88,7 +93,9 @@ pub struct Spilled {
 struct Chunk {
     run: Arc<Run>,
     offset: u64,
-    /// The IPC message header's length (stored as is, first).
+    /// What the chunk holds: rows (an IPC message) or source lines.
+    lines: bool,
+    /// The IPC message header's length (stored as is, first; 0 for lines).
     header: usize,
     /// The body's length as an LZ4 block (stored after the header), and unpacked.
     packed: usize,
@@ -113,6 +120,7 @@ impl Spill {
             schema,
             pending: Vec::new(),
             slices: HashMap::new(),
+            lines: HashMap::new(),
             pending_bytes: 0,
             runs: 0,
             partitions: BTreeMap::new(),
@@ -132,14 +140,43 @@ impl Spill {
         self.pending.push(batch);
         for (dir, values, offset, len) in groups {
             self.slices.entry(dir.clone()).or_default().push((b, offset, len));
-            self.partitions.entry(dir).or_insert_with(|| Spilled { values, rows: 0, chunks: Vec::new() }).rows +=
-                len as u64;
+            self.partitions
+                .entry(dir)
+                .or_insert_with(|| Spilled { values, rows: 0, lines: 0, chunks: Vec::new() })
+                .rows += len as u64;
         }
     }
 
-    /// Write the waiting rows as one run: a chunk per partition.
+    /// Source lines of partition `dir`, from data file `file`: (line number,
+    /// text). Stored as records of the file (u32), the line number (u64) and
+    /// the length (u32), little-endian, then the text.
+    pub fn push_lines<'a>(
+        &mut self,
+        dir: String,
+        values: Vec<Option<String>>,
+        file: usize,
+        lines: impl Iterator<Item = (u64, &'a [u8])>,
+    ) {
+        let buf = self.lines.entry(dir.clone()).or_default();
+        // Capacity, not length: hundreds of growing buffers hold up to twice their bytes.
+        let (before, mut n) = (buf.capacity(), 0);
+        for (number, text) in lines {
+            buf.extend_from_slice(&(file as u32).to_le_bytes());
+            buf.extend_from_slice(&number.to_le_bytes());
+            buf.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            buf.extend_from_slice(text);
+            n += 1;
+        }
+        self.pending_bytes += buf.capacity() - before;
+        let p = self.partitions.entry(dir).or_insert_with(|| Spilled { values, rows: 0, lines: 0, chunks: Vec::new() });
+        p.rows += n;
+        p.lines += n;
+    }
+
+    /// Write the waiting rows as one run: a chunk per partition (and one
+    /// more for its source lines, if any).
     pub fn write_run(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.lines.is_empty() {
             return Ok(());
         }
         let dir = match &self.dir {
@@ -191,6 +228,7 @@ impl Spill {
             p.chunks.push(Chunk {
                 run: run.clone(),
                 offset,
+                lines: false,
                 header: encoded.ipc_message.len(),
                 packed: n,
                 body: encoded.arrow_data.len(),
@@ -198,10 +236,28 @@ impl Spill {
             });
             offset += (encoded.ipc_message.len() + n) as u64;
         }
+        let mut dirs: Vec<&String> = self.lines.keys().collect();
+        dirs.sort();
+        for d in dirs {
+            let text = &self.lines[d];
+            packed.resize(lz4_flex::block::get_maximum_output_size(text.len()), 0);
+            let n = lz4_flex::block::compress_into(text, &mut packed)
+                .map_err(|e| Error::Verify(format!("compressing spill file {name}: {e}")))?;
+            w.write_all(&packed[..n]).map_err(io)?;
+            let crc = {
+                let mut crc = flate2::Crc::new();
+                crc.update(&packed[..n]);
+                crc.sum()
+            };
+            let p = self.partitions.get_mut(d).expect("pushed before");
+            p.chunks.push(Chunk { run: run.clone(), offset, lines: true, header: 0, packed: n, body: text.len(), crc });
+            offset += n as u64;
+        }
         w.flush().map_err(io)?;
         crate::cancel::crash_point("spill-run");
         self.pending.clear();
         self.slices.clear();
+        self.lines.clear();
         self.pending_bytes = 0;
         Ok(())
     }
@@ -216,19 +272,23 @@ impl Spill {
 /// Write every spilled partition of every worker into its own file(s), on
 /// `jobs` threads, largest partition first. `make_sink(t)` gives thread `t`
 /// its sink (files are named after it); each sink has one file open at a time.
-/// `written(rows)` is called as rows are written (progress).
-pub fn write_partitions(
+/// Spilled source lines are decoded by a [`Replay`] from `replay` (a scan
+/// whose sinks took lines must give one). `written(rows)` is called as rows
+/// are written (progress). Returns the files, and what decoding the lines found.
+pub fn write_partitions<'a>(
     spilled: Vec<BTreeMap<String, Spilled>>,
     jobs: usize,
     make_sink: impl Fn(usize) -> Result<DatasetSink> + Sync,
+    replay: Option<&(dyn Fn() -> Replay<'a> + Sync)>,
     written: impl Fn(u64) + Sync,
-) -> Result<Vec<CommittedFile>> {
+) -> Result<(Vec<CommittedFile>, Replayed)> {
     let mut all: BTreeMap<String, Spilled> = BTreeMap::new();
     for worker in spilled {
         for (dir, s) in worker {
             match all.get_mut(&dir) {
                 Some(p) => {
                     p.rows += s.rows;
+                    p.lines += s.lines;
                     p.chunks.extend(s.chunks);
                 }
                 None => {
@@ -240,29 +300,78 @@ pub fn write_partitions(
     let mut work: Vec<(String, Spilled)> = all.into_iter().collect();
     work.sort_by_key(|(_, s)| std::cmp::Reverse(s.rows));
     if work.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Replayed::default()));
     }
     let per_worker = crate::pool::run(
         jobs,
         work.len(),
         crate::pool::Queue::Shared,
-        |t| Ok((make_sink(t)?, Readers::default())),
-        |(sink, readers), i, _| {
+        |t| Ok((make_sink(t)?, Readers::default(), replay.map(|r| r()))),
+        |(sink, readers, replay), i, _| {
             let (dir, p) = &work[i];
             for c in &p.chunks {
                 crate::cancel::check()?;
-                let batch = readers.read(c)?;
-                let rows = batch.num_rows() as u64;
-                sink.write_to(dir, &p.values, batch, p.rows)?;
-                written(rows);
+                if !c.lines {
+                    let batch = readers.read(c)?;
+                    let rows = batch.num_rows() as u64;
+                    sink.write_to(dir, &p.values, batch, p.rows)?;
+                    written(rows);
+                    continue;
+                }
+                let replay = replay.as_mut().ok_or_else(|| {
+                    Error::Verify(format!(
+                        "spill file {}: source lines, and nothing to decode them",
+                        c.run.path.display()
+                    ))
+                })?;
+                let text = readers.unpack(c)?;
+                let mut write = |b: Option<RecordBatch>| -> Result<()> {
+                    if let Some(b) = b {
+                        let rows = b.num_rows() as u64;
+                        sink.write_rows_to(dir, &p.values, b, p.rows)?;
+                        written(rows);
+                    }
+                    Ok(())
+                };
+                let mut rest = &text[..];
+                while !rest.is_empty() {
+                    let (file, number, line, after) = next_line(rest).ok_or_else(|| {
+                        Error::Verify(format!(
+                            "spill file {} at byte {}: a line record is cut short",
+                            c.run.path.display(),
+                            c.offset
+                        ))
+                    })?;
+                    rest = after;
+                    write(replay.line(file, number, line)?)?;
+                }
+                write(replay.flush()?)?;
             }
             sink.close(dir)?;
             crate::cancel::crash_point("merge-partition");
             Ok(true)
         },
-        |_, (mut sink, _)| Ok(std::mem::take(&mut sink.written)),
+        |_, (mut sink, _, replay)| Ok((std::mem::take(&mut sink.written), replay.map(Replay::finish))),
     )?;
-    Ok(per_worker.into_iter().flatten().collect())
+    let mut files = Vec::new();
+    let mut replayed = Replayed::default();
+    for (f, r) in per_worker {
+        files.extend(f);
+        if let Some(r) = r {
+            replayed.add(r);
+        }
+    }
+    Ok((files, replayed))
+}
+
+/// The first line record of `rest` (see [`Spill::push_lines`]): its file,
+/// line number and text, and what follows it.
+fn next_line(rest: &[u8]) -> Option<(usize, u64, &[u8], &[u8])> {
+    let file = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let number = u64::from_le_bytes(rest.get(4..12)?.try_into().ok()?);
+    let len = u32::from_le_bytes(rest.get(12..16)?.try_into().ok()?) as usize;
+    let text = rest.get(16..16 + len)?;
+    Some((file, number, text, &rest[16 + len..]))
 }
 
 /// Open spill files of one merge thread (a bounded number, so a long
@@ -277,7 +386,9 @@ struct Readers {
 impl Readers {
     const MAX_OPEN: usize = 32;
 
-    fn read(&mut self, c: &Chunk) -> Result<RecordBatch> {
+    /// A chunk's body, its checksum checked and unpacked; its header (if
+    /// any) is left at the start of `self.stored`.
+    fn unpack(&mut self, c: &Chunk) -> Result<Vec<u8>> {
         let name = c.run.path.display().to_string();
         let bad = |what: String| Error::Verify(format!("spill file {name} at byte {}: {what}", c.offset));
         if !self.open.contains_key(&c.run.path) {
@@ -297,12 +408,18 @@ impl Readers {
         if crc.sum() != c.crc {
             return Err(bad("the chunk's checksum does not match: the file was damaged after it was written".into()));
         }
-        let (header, packed) = self.stored.split_at(c.header);
-        let body = lz4_flex::block::decompress(packed, c.body).map_err(|e| bad(e.to_string()))?;
+        let body = lz4_flex::block::decompress(&self.stored[c.header..], c.body).map_err(|e| bad(e.to_string()))?;
         if body.len() != c.body {
             return Err(bad(format!("a chunk of {} bytes unpacked to {}", c.body, body.len())));
         }
-        let message = arrow::ipc::root_as_message(header).map_err(|e| bad(e.to_string()))?;
+        Ok(body)
+    }
+
+    fn read(&mut self, c: &Chunk) -> Result<RecordBatch> {
+        let body = self.unpack(c)?;
+        let name = c.run.path.display().to_string();
+        let bad = |what: String| Error::Verify(format!("spill file {name} at byte {}: {what}", c.offset));
+        let message = arrow::ipc::root_as_message(&self.stored[..c.header]).map_err(|e| bad(e.to_string()))?;
         let batch = message.header_as_record_batch().ok_or_else(|| bad("not a record batch".into()))?;
         arrow::ipc::reader::read_record_batch(
             &Buffer::from(body),
@@ -436,5 +553,54 @@ mod tests {
             let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
             f.set_len((chunk.header + chunk.packed / 2) as u64).unwrap();
         });
+    }
+
+    /// Source lines come back exactly, byte for byte with their file and line
+    /// numbers, from runs that also hold rows, in the order they were pushed;
+    /// a damaged line chunk is an error naming its file.
+    #[test]
+    fn source_lines_come_back_exactly_and_damage_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = batch(10, 1);
+        let mut spill = Spill::new(dir.path(), b.schema());
+        let text = |i: u64| format!("{{\"Item\":{{\"n\":{{\"N\":\"{i}\"}}}}}} é \\\"{}", "x".repeat((i % 37) as usize));
+        let mut want: BTreeMap<String, Vec<(usize, u64, String)>> = BTreeMap::new();
+        for run in 0..3u64 {
+            spill.push(b.clone(), vec![("p=rows".into(), vec![Some("rows".into())], 0, 10)]);
+            for p in 0..4u64 {
+                let dir = format!("p={p}");
+                let lines: Vec<(u64, String)> = (0..50).map(|i| (run * 1000 + p * 100 + i + 1, text(i + p))).collect();
+                let file = (run + p) as usize;
+                want.entry(dir.clone()).or_default().extend(lines.iter().map(|(n, t)| (file, *n, t.clone())));
+                spill.push_lines(dir, vec![Some(p.to_string())], file, lines.iter().map(|(n, t)| (*n, t.as_bytes())));
+            }
+            spill.write_run().unwrap();
+        }
+        let spilled = spill.finish().unwrap();
+        assert_eq!(spilled["p=rows"].lines, 0);
+        let mut readers = Readers::default();
+        for (d, w) in &want {
+            let s = &spilled[d];
+            assert_eq!((s.rows, s.lines), (150, 150));
+            assert_eq!(s.chunks.len(), 3, "a chunk per run");
+            let mut got = Vec::new();
+            for c in &s.chunks {
+                let body = readers.unpack(c).unwrap();
+                let mut rest = &body[..];
+                while !rest.is_empty() {
+                    let (file, number, line, after) = next_line(rest).expect("whole records");
+                    got.push((file, number, String::from_utf8(line.to_vec()).unwrap()));
+                    rest = after;
+                }
+            }
+            assert_eq!(&got, w, "partition {d}");
+        }
+        let c = &spilled["p=2"].chunks[1];
+        let mut bytes = std::fs::read(&c.run.path).unwrap();
+        bytes[c.offset as usize + c.packed / 2] ^= 0x21;
+        std::fs::write(&c.run.path, bytes).unwrap();
+        let err = Readers::default().unpack(c).unwrap_err().to_string();
+        assert!(err.contains(&c.run.path.display().to_string()) && err.contains("checksum"), "{err}");
+        assert!(next_line(&[1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, b'x']).is_none(), "a record cut short");
     }
 }

@@ -298,6 +298,102 @@ fn a_thousand_partitions_get_a_file_each_not_a_file_per_batch() {
     assert_dataset_holds_every_item(&out.path().join("parquet"), src);
 }
 
+/// Once a worker spills, partitions without an open file get their source
+/// lines spilled, found by the partition column alone and decoded after the
+/// scan: every item lands in its partition, the statistics of those lines
+/// make the exact schema (one read, as without a spill), and a line only the
+/// whole decode rejects is reported with its file and line like any other.
+#[test]
+fn spilled_source_lines_are_decoded_after_the_scan_and_answer_for_their_rejects() {
+    // Eight files for two workers: each spills on its first file and takes lines from then on.
+    let e = export_with(GenerateOptions {
+        items: 8_000,
+        files: 8,
+        empty_files: 0,
+        awkward_names: true,
+        ..Default::default()
+    });
+    let src = &e.generated.full_export_dir;
+    let out = tempfile::tempdir().unwrap();
+    let by_day = ["-p", "day(createdAt)", "--max-open-files", "2", "--jobs", "2", "--json"];
+    let schema_file = out.path().join("exact.json");
+    assert_code(&dynolake(&["schema", src.to_str().unwrap(), "-o", schema_file.to_str().unwrap()], &[]), 0);
+    let exact: serde_json::Value = serde_json::from_slice(&std::fs::read(&schema_file).unwrap()).unwrap();
+
+    let clean = out.path().join("clean");
+    let o = convert(src, &clean, &by_day);
+    assert_code(&o, 0);
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((s["rows"].as_u64(), s["items"].as_u64()), (Some(8_000), Some(8_000)), "{s}");
+    let (rows, lines) = (s["spilled_rows"].as_u64().unwrap(), s["spilled_lines"].as_u64().unwrap());
+    assert!(lines > 4_000 && lines <= rows, "most rows are spilled as lines: {s}");
+    assert!(!stderr(&o).contains("reading the export again"), "{}", stderr(&o));
+    assert_eq!(committed_schema(&clean), exact, "the spilled lines' statistics count");
+    assert_dataset_holds_every_item(&clean, src);
+    for f in walk(&clean).into_iter().filter(|p| p.extension().is_some_and(|x| x == "parquet")) {
+        let day = f.parent().unwrap().file_name().unwrap().to_str().unwrap().strip_prefix("created_at_day=").unwrap();
+        let file = std::fs::File::open(&f).unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            let created = b.column_by_name("created_at").unwrap().as_string::<i32>();
+            for r in 0..b.num_rows() {
+                assert_eq!(&created.value(r)[..10], day, "{}", f.display());
+            }
+        }
+    }
+
+    // A bad number at line 500 of every data file: its partition reads, its amount does not.
+    let mut files = walk(&src.join("data"));
+    files.sort();
+    for (k, f) in files.iter().enumerate() {
+        let mut lines: Vec<String> = read_lines(f).lines().map(String::from).collect();
+        let bad = format!(
+            r#"{{"Item":{{"orderId":{{"S":"bad-{k}"}},"createdAt":{{"S":"2024-02-1{k}T08:00:00Z"}},"amount":{{"N":"12abc"}}}}}}"#
+        );
+        lines.insert(499, bad);
+        rewrite_data_file(src, f, &(lines.join("\n") + "\n"));
+    }
+    let blocked = out.path().join("blocked");
+    let o = convert(src, &blocked, &by_day);
+    assert_code(&o, 1);
+    assert!(stdout(&o).contains("8 item(s) could not be decoded"), "{}", stdout(&o));
+    assert!(!blocked.join("_SUCCESS").exists());
+    let rejects = walk(&blocked.join("_rejects"));
+    assert_eq!(rejects.len(), 1);
+    let mut seen: Vec<String> = std::fs::read_to_string(&rejects[0])
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!((r["line"].as_u64(), r["path"].as_str()), (Some(500), Some("amount")), "{r}");
+            assert!(r["reason"].as_str().unwrap().contains("malformed number"), "{r}");
+            assert!(r["text"].as_str().unwrap().contains("12abc"), "{r}");
+            r["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string()
+        })
+        .collect();
+    seen.sort();
+    let want: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_str().unwrap().to_string()).collect();
+    assert_eq!(seen, want, "one reject per data file, naming it");
+
+    let allowed = out.path().join("allowed");
+    let mut args = by_day.to_vec();
+    args.push("--allow-rejects");
+    let o = convert(src, &allowed, &args);
+    assert_code(&o, 0);
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((s["rows"].as_u64(), s["rejected"].as_u64(), s["items"].as_u64()), (Some(8_000), Some(8), Some(8_000)));
+    assert!(s["spilled_lines"].as_u64().unwrap() > 4_000, "{s}");
+
+    // Strict: the first bad line stops the run, naming its file and line (--json: the error is JSON on stdout).
+    let o = convert(src, &out.path().join("strict"), &[&by_day[..], &["--strict"]].concat());
+    assert_code(&o, 1);
+    let err = stdout(&o);
+    assert!(err.contains(":500 at `amount`") && err.contains("malformed number"), "{err}");
+    assert!(want.iter().any(|f| err.contains(f.as_str())), "{err}");
+}
+
 /// A spill that cannot be written stops the job before the commit, saying where.
 #[test]
 fn a_spill_that_cannot_be_written_leaves_no_dataset() {

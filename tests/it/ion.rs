@@ -358,26 +358,34 @@ fn ion_and_json_exports_convert_to_identical_parquet() {
     let (json, ion) = (export(OutputFormat::DynamodbJson), export(OutputFormat::Ion));
     assert!(walk(&ion.generated.full_export_dir.join("data")).iter().all(|f| f.to_string_lossy().ends_with(".ion.gz")));
     let out = tempfile::tempdir().unwrap();
-    let mut tables = Vec::new();
-    for (name, e) in [("json", &json), ("ion", &ion)] {
-        let dest = out.path().join(name);
-        let o = dynolake(
-            &["convert", e.generated.full_export_dir.to_str().unwrap(), dest.to_str().unwrap(), "--jobs", "2"],
-            &[],
-        );
-        assert_code(&o, 0);
-        let v = dynolake(&["inspect", e.generated.full_export_dir.to_str().unwrap(), "--verify"], &[]);
-        assert_code(&v, 0);
-        let batches = read_parquet_dir(&dest);
-        let all = concat(&batches);
-        let ids = all.column_by_name("id").unwrap();
-        let order = arrow::compute::sort_to_indices(ids, None, None).unwrap();
-        let sorted = arrow::compute::take_record_batch(&all, &order).unwrap();
-        tables.push(sorted);
+    // Unpartitioned, and partitioned with one open file on one worker: the
+    // rows of later files reach their partitions as spilled source lines.
+    let spilled = ["-p", "plain", "--max-open-files", "1", "--jobs", "1", "--json"];
+    for (variant, extra) in [("plain", &["--jobs", "2"][..]), ("spilled", &spilled[..])] {
+        let mut tables = Vec::new();
+        for (name, e) in [("json", &json), ("ion", &ion)] {
+            let dest = out.path().join(format!("{variant}-{name}"));
+            let mut args = vec!["convert", e.generated.full_export_dir.to_str().unwrap(), dest.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            let o = dynolake(&args, &[]);
+            assert_code(&o, 0);
+            if variant == "spilled" {
+                let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+                assert!(s["spilled_lines"].as_u64().unwrap() > 0, "{name}: {s}");
+            }
+            let v = dynolake(&["inspect", e.generated.full_export_dir.to_str().unwrap(), "--verify"], &[]);
+            assert_code(&v, 0);
+            let batches = read_parquet_dir(&dest);
+            let all = concat(&batches);
+            let ids = all.column_by_name("id").unwrap();
+            let order = arrow::compute::sort_to_indices(ids, None, None).unwrap();
+            let sorted = arrow::compute::take_record_batch(&all, &order).unwrap();
+            tables.push(sorted);
+        }
+        assert_eq!(tables[0].num_rows(), items.len(), "{variant}");
+        assert_eq!(tables[0].schema(), tables[1].schema(), "{variant}");
+        assert_eq!(tables[0], tables[1], "{variant}");
     }
-    assert_eq!(tables[0].num_rows(), items.len());
-    assert_eq!(tables[0].schema(), tables[1].schema());
-    assert_eq!(tables[0], tables[1]);
     // And SQL answers the same over both.
     let q = "SELECT count(*), sum(amount), count(DISTINCT edge) FROM t";
     let a = dynolake(&["sql", &format!("t={}", json.generated.full_export_dir.display()), "-e", q], &[]);
