@@ -293,7 +293,8 @@ pub fn with_lease<T>(
 /// sinks may spill lines rather than rows ([`DatasetSink::route_lines`]): a
 /// partitioned conversion of items (a change table's own columns and
 /// `merge`'s key filter need the whole decoder). Decodes the partition
-/// columns only, and never stops on a bad line.
+/// columns only (and of a line, only as far as they are), and never stops on
+/// a bad line.
 fn router_options(
     export: &Export,
     schema: &Schema,
@@ -319,6 +320,7 @@ fn router_options(
         strict: false,
         batch_size: usize::MAX,
         batch_bytes: usize::MAX,
+        stop_when_found: true,
         ..lines
     })
 }

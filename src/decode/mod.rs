@@ -201,6 +201,10 @@ pub struct DecodeOptions {
     /// Leave out the rows with these keys (decoded, counted as items and in
     /// the statistics, but not in any batch).
     pub skip: Option<std::sync::Arc<keys::SkipKeys>>,
+    /// With a projection: stop reading a line once every projected column
+    /// has its value; the rest of the line is neither read nor checked. For
+    /// finding a line's partition, when the whole decoder reads it later.
+    pub stop_when_found: bool,
 }
 
 impl Default for DecodeOptions {
@@ -217,6 +221,7 @@ impl Default for DecodeOptions {
             collect_stats: false,
             infer: InferOptions::default(),
             skip: None,
+            stop_when_found: false,
         }
     }
 }
@@ -245,6 +250,10 @@ pub struct ItemDecoder {
     plain: Vec<bool>,
     extra: Builder,
     extra_wanted: bool,
+    /// Columns projected, and whether the line being read has given them all
+    /// (see [`DecodeOptions::stop_when_found`]).
+    wanted_count: usize,
+    found_all: bool,
     extra_row: Vec<u8>,
     rows: usize,
     /// The line of each buffered row, and of each row of the last batch flushed.
@@ -287,6 +296,7 @@ impl ItemDecoder {
             }
         }
         let extra_wanted = wanted_idx.contains(&n);
+        let wanted_count = wanted.iter().filter(|w| **w).count();
         let arrow_schema = Arc::new(full.project(&order).expect("projection indices are in range"));
         assert!(!opts.collect_stats || opts.projection.is_none(), "statistics need every column");
         let columns: Vec<Builder> = schema.fields.iter().map(|f| Builder::new(&f.ty)).collect();
@@ -303,6 +313,8 @@ impl ItemDecoder {
             plain: schema.fields.iter().map(|f| syntax::plain_name(f.attribute.as_bytes())).collect(),
             extra: Builder::new(&crate::schema::ColumnType::Json),
             extra_wanted,
+            wanted_count,
+            found_all: false,
             extra_row: Vec::new(),
             rows: 0,
             row_lines: Vec::new(),
@@ -447,6 +459,10 @@ impl ItemDecoder {
                 j => self.columns[j - meta].finish(),
             });
         }
+        if !self.extra_wanted {
+            // Not in the batch: the catch-all's rows are dropped here, or they would pile up.
+            self.extra.truncate(0);
+        }
         let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
         std::mem::swap(&mut self.row_lines, &mut self.flushed_lines);
@@ -518,7 +534,10 @@ impl ItemDecoder {
             return Ok(());
         }
         let row = self.rows;
-        match self.item(line) {
+        let read = self.item(line);
+        // Stopped early, every projected column read: the row is whole.
+        let read = if std::mem::take(&mut self.found_all) { Ok(()) } else { read };
+        match read {
             Ok(()) if self.opts.skip.as_ref().is_some_and(|s| s.holds(&self.columns, row, &mut self.key)) => {
                 self.roll_back(row);
                 self.change = None;
@@ -608,6 +627,7 @@ impl ItemDecoder {
         // Names borrow the line (no copy) unless they hold escapes.
         let mut unescaped = Vec::new();
         let mut raw = std::mem::take(&mut self.raw);
+        let mut found = 0;
         loop {
             let guess = self.next_of[prev];
             let name = self.attributes.get(guess).filter(|_| self.plain[guess]).map(|a| a.as_bytes());
@@ -650,6 +670,12 @@ impl ItemDecoder {
                             self.push_extra(key, &raw);
                         }
                         Err(e) => return Err(e.at_key(key)),
+                    }
+                    found += 1;
+                    if self.opts.stop_when_found && found == self.wanted_count {
+                        self.raw = raw;
+                        self.found_all = true;
+                        return Err(DecodeErr::malformed(cur.pos(), "every projected column is read"));
                     }
                 }
                 Some(_) => {

@@ -714,6 +714,37 @@ fn a_projection_decodes_only_what_it_names() {
     assert_eq!(b.column(1), full.column_by_name("amount").unwrap());
 }
 
+/// `stop_when_found` (how a sink finds a line's partition): the projected
+/// columns are the full decode's, a line is read only as far as they are (a
+/// fault after them goes unseen, and is the whole decode's to report), and a
+/// line missing one of them is read to its end (a fault there is seen).
+#[test]
+fn a_projection_that_stops_when_found_reads_only_as_far_as_it_needs() {
+    let data = sample_lines();
+    let schema = schema_of(&data);
+    let status = schema.fields.iter().position(|f| f.attribute == "status").unwrap();
+    let opts = DecodeOptions { projection: Some(vec![status]), stop_when_found: true, ..Default::default() };
+    let (b, dec) = decode_with(&schema, &data, 1000, opts.clone());
+    assert_eq!(dec.stats().rejected, 0);
+    let (full, _) = decode_with(&schema, &data, data.len(), DecodeOptions::default());
+    assert_eq!(concat(&b).column(0), concat(&full).column_by_name("status").unwrap());
+
+    let lines = br#"{"Item":{"status":{"S":"PAID"},"amount":{"N":"12abc"}}}
+{"Item":{"status":{"S":"NEW"},"amount":[}}
+{"Item":{"amount":{"N":"3"}}}
+{"Item":{"amount":{"N":"3"},"x":[}}
+"#;
+    let (b, mut dec) = decode_with(&schema, lines, 7, opts);
+    let b = concat(&b);
+    let got: Vec<Option<&str>> = b.column(0).as_string::<i32>().iter().collect();
+    assert_eq!(got, [Some("PAID"), Some("NEW"), None], "faults after the status go unseen; the last line has none");
+    let rejects = dec.take_rejects();
+    assert_eq!(rejects.iter().map(|r| (r.position.line, r.position.path.as_str())).collect::<Vec<_>>(), [(4, "x")]);
+    // The whole decode sees every fault.
+    let (_, mut full) = decode_with(&schema, lines, 7, DecodeOptions::default());
+    assert_eq!(full.take_rejects().len(), 3);
+}
+
 #[test]
 fn images_of_change_records_decode_through_the_same_code() {
     let data = br#"{"Metadata":{"WriteTimestampMicros":{"N":"1"}},"Keys":{"pk":{"S":"1"}},"NewImage":{"pk":{"S":"1"},"v":{"N":"2"}},"OldImage":{"pk":{"S":"1"},"v":{"N":"1"}}}
