@@ -216,7 +216,10 @@ impl Spill {
             if !dicts.is_empty() {
                 return Err(Error::Verify(format!("spill file {name}: dictionary columns cannot be spilled")));
             }
-            packed.resize(lz4_flex::block::get_maximum_output_size(encoded.arrow_data.len()), 0);
+            let need = lz4_flex::block::get_maximum_output_size(encoded.arrow_data.len());
+            if packed.len() < need {
+                packed.resize(need, 0); // grown only: resizing down and up again would zero it each time
+            }
             let n = lz4_flex::block::compress_into(&encoded.arrow_data, &mut packed)
                 .map_err(|e| Error::Verify(format!("compressing spill file {name}: {e}")))?;
             w.write_all(&encoded.ipc_message).map_err(io)?;
@@ -240,7 +243,10 @@ impl Spill {
         dirs.sort();
         for d in dirs {
             let text = &self.lines[d];
-            packed.resize(lz4_flex::block::get_maximum_output_size(text.len()), 0);
+            let need = lz4_flex::block::get_maximum_output_size(text.len());
+            if packed.len() < need {
+                packed.resize(need, 0); // grown only: resizing down and up again would zero it each time
+            }
             let n = lz4_flex::block::compress_into(text, &mut packed)
                 .map_err(|e| Error::Verify(format!("compressing spill file {name}: {e}")))?;
             w.write_all(&packed[..n]).map_err(io)?;
