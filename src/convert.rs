@@ -155,7 +155,7 @@ pub fn convert(
     let mut scan_opts = opts.scan.clone();
     scan_opts.decode.collect_stats |= opts.check_schema;
     let scan_started = Instant::now();
-    let router = router_options(export, schema, &scan_opts, &opts.write);
+    let router = router_options(export, schema, &scan_opts.decode, &opts.write);
     let result = pipeline::decode_export(export, rt, schema, &scan_opts, Some(&rejects), progress, |w| {
         let sink = DatasetSink::new(dest, &run_id, w, batch_schema.clone(), wopts.clone(), rt.clone())?;
         Ok(match &router {
@@ -291,18 +291,20 @@ pub fn with_lease<T>(
 
 /// The options of the decoder that finds a source line's partition, when the
 /// sinks may spill lines rather than rows ([`DatasetSink::route_lines`]): a
-/// partitioned conversion of items (a change table's own columns and
-/// `merge`'s key filter need the whole decoder). Decodes the partition
-/// columns only (and of a line, only as far as they are), and never stops on
-/// a bad line.
-fn router_options(
+/// partitioned conversion of items (a change table's own columns need the
+/// whole decoder). `decode`: the scan's options (before [`pipeline::lines_of`]),
+/// which the [`pipeline::Replay`] of the spilled lines must use too: it leaves
+/// out the keys the scan would (`merge`'s base), the router does not.
+/// Decodes the partition columns only (and of a line, only as far as they
+/// are), and never stops on a bad line.
+pub(crate) fn router_options(
     export: &Export,
     schema: &Schema,
-    scan: &PipelineOptions,
+    decode: &crate::decode::DecodeOptions,
     write: &WriteOptions,
 ) -> Option<crate::decode::DecodeOptions> {
-    let lines = pipeline::lines_of(export, &scan.decode);
-    if write.partition_by.is_empty() || lines.record != crate::decode::RecordKind::Item || lines.skip.is_some() {
+    let lines = pipeline::lines_of(export, decode);
+    if write.partition_by.is_empty() || lines.record != crate::decode::RecordKind::Item {
         return None;
     }
     let arrow = schema.arrow_schema();
@@ -321,6 +323,7 @@ fn router_options(
         batch_size: usize::MAX,
         batch_bytes: usize::MAX,
         stop_when_found: true,
+        skip: None,
         ..lines
     })
 }
@@ -328,13 +331,14 @@ fn router_options(
 /// Close the workers' files and write the partitions they spilled (on
 /// `jobs` threads, with sinks from `merge_sink`; spilled source lines are
 /// decoded by `replay`'s, see [`crate::write::spill::write_partitions`]).
-pub(crate) fn finish_sinks<'a>(
+pub(crate) fn finish_sinks<'a, R: Fn() -> pipeline::Replay<'a> + Sync>(
     mut sinks: Vec<DatasetSink>,
     jobs: usize,
     progress: &Progress,
     merge_sink: impl Fn(usize) -> Result<DatasetSink> + Sync,
-    replay: Option<&(dyn Fn() -> pipeline::Replay<'a> + Sync)>,
+    replay: Option<&R>,
 ) -> Result<(Vec<CommittedFile>, SpillReport, pipeline::Replayed)> {
+    let replay = replay.map(|r| r as &(dyn Fn() -> pipeline::Replay<'a> + Sync));
     let mut files = Vec::new();
     let mut spilled = Vec::new();
     let ended = DatasetSink::finish_all(&mut sinks, jobs)?;

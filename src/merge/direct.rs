@@ -377,19 +377,28 @@ pub(super) fn write_unchanged(
     gather: bool,
     infer: InferOptions,
     progress: &Progress,
-) -> Result<(PipelineReport, Vec<DatasetSink>)> {
+    write: &crate::write::WriteOptions,
+) -> Result<(PipelineReport, Vec<DatasetSink>, DecodeOptions)> {
     let jobs = sinks.len();
-    let waiting: Mutex<Vec<Option<DatasetSink>>> = Mutex::new(sinks.into_iter().map(Some).collect());
     let skip = skip.filter(|s| !s.is_empty()).map(Arc::new);
     let opts = PipelineOptions {
         jobs,
         decode: DecodeOptions { collect_stats: gather, infer, skip, ..Default::default() },
         verify: true,
     };
+    // Partitions without an open file get the base's source lines, decoded
+    // after the scan with these same options (the key filter included).
+    let sinks: Vec<DatasetSink> = match crate::convert::router_options(base, schema, &opts.decode, write) {
+        Some(o) => {
+            sinks.into_iter().map(|s| s.route_lines(crate::decode::ItemDecoder::new(schema, o.clone()))).collect()
+        }
+        None => sinks,
+    };
+    let waiting: Mutex<Vec<Option<DatasetSink>>> = Mutex::new(sinks.into_iter().map(Some).collect());
     // No rejects sink: a base line that cannot be decoded is an error naming it, as it was through SQL.
     let (report, mut sinks) = decode_export(base, rt, schema, &opts, None, progress, |w| {
         Ok(waiting.lock().unwrap()[w].take().expect("one sink per worker"))
     })?;
     sinks.extend(waiting.into_inner().unwrap().into_iter().flatten());
-    Ok((report, sinks))
+    Ok((report, sinks, opts.decode))
 }

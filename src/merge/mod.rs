@@ -650,11 +650,12 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
             _ => written,
         };
         let mut base_scan = None;
+        let mut base_decode = None;
         let written = match &export_base {
             Some(e) => written.and_then(|sinks| {
                 let counted = Progress::default();
                 let counting = opts.progress.as_deref().unwrap_or(&counted);
-                let (report, sinks) = direct::write_unchanged(
+                let (report, sinks, decode) = direct::write_unchanged(
                     e,
                     rt.handle(),
                     &schema,
@@ -663,23 +664,35 @@ pub fn run(mut plan: Plan, dest: &Location, opts: &MergeOptions, rt: &tokio::run
                     check.is_some(),
                     opts.infer,
                     counting,
+                    &wopts,
                 )?;
                 base_scan = Some(report);
+                base_decode = Some(decode);
                 Ok(sinks)
             }),
             None => written,
         };
         lap(&mut stages.merge_write_seconds);
+        // The base's spilled source lines are decoded as its scan would have
+        // (the key filter included; no rejects file: a line that does not
+        // decode stops the merge).
+        let replay = |decode: &crate::decode::DecodeOptions| {
+            let base = export_base.as_ref().expect("lines come from an export base");
+            crate::pipeline::Replay::new(base, &schema, decode, None)
+        };
+        let replay = base_decode.as_ref().map(|d| move || replay(d));
         let finished = written.and_then(|sinks| {
-            // merge's sinks spill rows, never lines: nothing to replay.
-            finish_sinks(
+            let (files, spilled, replayed) = finish_sinks(
                 sinks,
                 jobs,
                 &progress,
                 |t| DatasetSink::new(dest, &run_id, jobs + t, batch_schema.clone(), wopts.clone(), rt.handle().clone()),
-                None,
-            )
-            .map(|(files, spilled, _)| (files, spilled))
+                replay.as_ref(),
+            )?;
+            if let Some(scan) = base_scan.as_mut() {
+                replayed.add_to(scan);
+            }
+            Ok((files, spilled))
         });
         let (mut files, spilled) = match finished.and_then(|w| crate::cancel::check().map(|()| w)) {
             Ok(w) => w,

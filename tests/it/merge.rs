@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 use dynolake::ddb::value::{AttrValue as V, Item};
 use dynolake::export::OutputFormat;
@@ -640,6 +640,52 @@ fn merge_applies_streams_records_after_the_chain() {
     let summary = merge(&[&fx.root(), &streams, &twice.display().to_string(), "--changes-memory", "0"]);
     assert_eq!((summary["change_scans"].as_u64(), &summary["current_to"]), (Some(2), &serde_json::json!(to)));
     assert_matches_model(&fx, &twice);
+}
+
+/// A partitioned merge with more partitions than open files: the changes'
+/// winners spill as rows, the base's unchanged rows as their source lines
+/// (decoded after the scan, with the key filter the scan applies). The
+/// dataset is the model's, each row in its partition.
+#[test]
+fn a_partitioned_merge_spills_the_base_as_lines_and_matches_the_model() {
+    let mut fx = Fixture::new(600, OutputFormat::DynamodbJson);
+    let a = fx.changes(0.0, 2.0, 120, false);
+    fx.write((0.0, 2.0), &a, false);
+    let dest = fx.dir.path().join("lake");
+    let args = ["--partition-by", "tag", "--max-open-files", "1", "--jobs", "2", "--changes-memory", "192"];
+    let summary = merge(&[&[fx.root().as_str(), dest.to_str().unwrap()][..], &args[..]].concat());
+    assert!(summary["spilled_lines"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["spilled_lines"].as_u64() < summary["spilled_rows"].as_u64(), "winners spill as rows: {summary}");
+    // The model converted, less the partition column the files do not repeat.
+    let (_tmp, out) = model_converted(&fx, &last_record(&dest)["schema"]);
+    let want = sorted(&out);
+    let keep: Vec<usize> = (0..want.num_columns()).filter(|&i| want.schema().field(i).name() != "tag").collect();
+    let got = sorted(&dest);
+    assert_eq!(got.num_rows(), fx.model.len(), "rows");
+    assert_same_columns(&want.project(&keep).unwrap(), &got);
+    let mut files = 0;
+    for f in walk(&dest).into_iter().filter(|p| p.extension().is_some_and(|x| x == "parquet")) {
+        files += 1;
+        let dir = f.parent().unwrap().file_name().unwrap().to_str().unwrap().strip_prefix("tag=").unwrap().to_string();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        let b = concat(&reader.map(|b| b.unwrap()).collect::<Vec<_>>());
+        let pk = b.column_by_name("pk").unwrap().as_string::<i32>().clone();
+        let sk = arrow::compute::cast(b.column_by_name("sk").unwrap(), &arrow::datatypes::DataType::Int64).unwrap();
+        let sk = sk.as_primitive::<arrow::datatypes::Int64Type>();
+        for r in 0..b.num_rows() {
+            let item = &fx.model[&(pk.value(r).to_string(), sk.value(r))];
+            let tag = item.iter().find(|(k, _)| k == "tag").map(|(_, v)| match v {
+                V::S(t) => t.clone(),
+                other => panic!("tag {other:?}"),
+            });
+            assert_eq!(tag.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__"), dir, "{}", f.display());
+        }
+    }
+    assert!(files > 10, "a file per tag: {files}");
 }
 
 /// The library call counts the base's items as the merge reads them (what the progress bar shows):
