@@ -62,11 +62,11 @@ pub struct OutputArgs {
     /// same read (a second read happens only if the exact schema differs)
     #[arg(long, default_value_t = 50_000, value_name = "N")]
     first_items: u64,
-    /// Files open at once per worker; rows of further partitions are sorted on local disk (--spill-dir) and
-    /// written after the reading, each partition into its own file(s)
+    /// Files open at once per worker; rows of further partitions wait on local disk (--spill-dir; as
+    /// source lines once the worker spills) and are written after the reading, each partition into its own file(s)
     #[arg(long, default_value_t = 16)]
     max_open_files: usize,
-    /// Where rows of partitions beyond --max-open-files are sorted (a temporary directory, removed afterwards)
+    /// Where rows of partitions beyond --max-open-files wait (a temporary directory, removed afterwards)
     #[arg(long, value_name = "DIR", env = "DYNOLAKE_SPILL_DIR")]
     spill_dir: Option<std::path::PathBuf>,
     /// Rows per output file before another is started

@@ -59,7 +59,7 @@ pub struct Args {
     /// Files open at once per worker (as for convert)
     #[arg(long, default_value_t = 16)]
     max_open_files: usize,
-    /// Where rows of partitions beyond --max-open-files are sorted
+    /// Where rows of partitions beyond --max-open-files wait (a temporary directory, removed afterwards)
     #[arg(long, value_name = "DIR", env = "DYNOLAKE_SPILL_DIR")]
     spill_dir: Option<PathBuf>,
     /// Rows per output file before another is started

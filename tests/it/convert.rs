@@ -210,7 +210,7 @@ fn near_unique_columns_are_written_without_a_dictionary() {
     }
 }
 
-/// More partitions than open files: rows of the others are sorted on disk and
+/// More partitions than open files: rows of the others wait on disk and are
 /// written after the scan, a file per partition (not a file per batch), the
 /// spill files are removed, and every row lands in its partition.
 #[test]
