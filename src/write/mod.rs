@@ -354,7 +354,7 @@ impl BatchSink for DatasetSink {
             }
             took += rows.len() as u64;
             let rows = rows.iter().map(|&r| lines.line(index[r as usize]));
-            self.spill_mut().push_lines(dir, values, lines.file, rows);
+            self.spill_mut().push_lines(dir, values, lines.file, rows)?;
         }
         self.bound_memory()?;
         Ok(took)
