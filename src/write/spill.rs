@@ -25,8 +25,9 @@
 //!
 //! Once a worker spills, it spills source lines instead (see
 //! [`Spill::push_lines`]): a partition's chunk of lines is the LZ4 blocks its
-//! groups of lines were packed into as they came, one block per group
-//! (a partition's lines in one batch of source lines).
+//! groups of lines were packed into as they came, a block per group (a
+//! partition's lines in one batch of source lines; 64 KiB at most), which
+//! the replay after the scan unpacks one at a time.
 //!
 //! Spill files live in a temporary directory (under `--spill-dir`, else the
 //! system's), removed when the last run referring to it is dropped, whether
@@ -173,18 +174,18 @@ impl Spill {
 
     /// Source lines of partition `dir`, from data file `file`: (line number,
     /// text). Laid out as records of the file (u32), the line number (u64)
-    /// and the length (u32), little-endian, then the text, and packed as one
-    /// LZ4 block (see [`PackedLines`]).
+    /// and the length (u32), little-endian, then the text, and packed as LZ4
+    /// blocks of [`Self::BLOCK`] bytes at most (see [`PackedLines`]).
     ///
     /// Packing here, while the lines are in cache, and keeping the packed
     /// blocks costs less than copying the lines into their partition's
     /// buffer and packing that when the run is written (hundreds of growing
     /// buffers, filled a few lines at a time): on a `day(…)` conversion of
-    /// the 2M-item corpus 5–8 % less CPU and ~25 MiB less peak memory, for
-    /// ~19 % more spill on disk (a group of lines is a small LZ4 block, ~15
-    /// KB there; 570 against 478 MB at most). Priming each block with a
-    /// dictionary of lines seen earlier won back the disk (8 KiB: 503 MB;
-    /// 16 KiB: 485 MB) and cost what the change saved.
+    /// the 2M-item corpus the same to 5 % less time and 20–30 MiB less peak
+    /// memory, for ~19 % more spill on disk (a group of lines is a small
+    /// LZ4 block, ~15 KB there; 570 against 478 MB at most). Priming each
+    /// block with a dictionary of lines seen earlier won back the disk
+    /// (8 KiB: 503 MB; 16 KiB: 485 MB) and cost what the change saved.
     pub fn push_lines<'a>(
         &mut self,
         dir: String,
