@@ -175,7 +175,7 @@ impl Spill {
     /// Source lines of partition `dir`, from data file `file`: (line number,
     /// text). Laid out as records of the file (u32), the line number (u64)
     /// and the length (u32), little-endian, then the text, and packed as LZ4
-    /// blocks of [`Self::BLOCK`] bytes at most (see [`PackedLines`]).
+    /// blocks of 64 KiB at most (`PackedLines`).
     ///
     /// Packing here, while the lines are in cache, and keeping the packed
     /// blocks costs less than copying the lines into their partition's
