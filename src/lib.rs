@@ -8,7 +8,7 @@
 //! - [`read`]: bytes → gunzip → lines, with checksums while streaming (knows bytes, not types);
 //! - [`decode`]: DynamoDB JSON items → Arrow record batches (knows types, not files);
 //! - [`schema`]: the inference lattice, schema files, safe column names;
-//! - [`write`]: Parquet / CSV / JSON Lines sinks, partitioning, atomic commit;
+//! - [`write`](mod@write): Parquet / CSV / JSON Lines sinks, partitioning, atomic commit;
 //! - [`sql`]: DataFusion table providers over exports and datasets;
 //! - [`ddl`]: Athena / Glue text from a schema;
 //! - [`live`]: live tables through the AWS SDK (native exports, Scan exports, Streams);

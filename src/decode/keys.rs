@@ -4,7 +4,7 @@
 //! A key is the bytes of its columns' values, one after another: text and
 //! binary as a 4-byte length then the bytes, numbers and times as their
 //! fixed-width little-endian bits. The same bytes come from a decoder's
-//! builders ([`SkipKeys::holds`]) and from Arrow arrays ([`key_of`]), so keys
+//! builders (`SkipKeys::holds`) and from Arrow arrays ([`key_of`]), so keys
 //! read from the changes (Arrow) match rows as the base decodes them. Keys are
 //! DynamoDB's scalar types (`S`, `N`, `B`); other column types cannot be keys.
 

@@ -20,9 +20,9 @@
 //! anti-join's build side for a dataset base); the changes are ranked by a
 //! sort that spills. So memory grows with the changes applied in one run, not
 //! with the table. A full export as the base goes through `convert`'s own
-//! pipeline rather than SQL (see [`direct`]).
+//! pipeline rather than SQL (see `direct.rs`).
 //!
-//! With `--format delta` the result is a Delta Lake table instead (see [`delta`]).
+//! With `--format delta` the result is a Delta Lake table instead (see `delta.rs`).
 
 mod delta;
 mod direct;

@@ -4,7 +4,7 @@
 //! the attribute's original name, its safe output column name
 //! ([`names`]), its [`ColumnType`], and the source types seen with their
 //! counts, so drift is visible. It comes from [`infer`] (a pass over the
-//! data) or from a schema file ([`file`]) the user edited.
+//! data) or from a schema file ([`file`](mod@file)) the user edited.
 
 pub mod arrow;
 pub mod file;
