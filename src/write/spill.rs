@@ -529,17 +529,9 @@ impl Readers {
         Ok(Blocks::new(&self.stored, &mut self.block, c.body))
     }
 
-    /// A chunk's body, its checksum checked and unpacked; its header (if
-    /// any) is left at the start of `self.stored`.
+    /// A chunk of rows' body, its checksum checked and unpacked; its IPC
+    /// header is left at the start of `self.stored`.
     fn unpack(&mut self, c: &Chunk) -> Result<Vec<u8>> {
-        if c.lines {
-            let mut body = Vec::with_capacity(c.body);
-            let mut blocks = self.lines(c)?;
-            while let Some(b) = blocks.next().map_err(|e| spoilt(c, e))? {
-                body.extend_from_slice(b);
-            }
-            return Ok(body);
-        }
         self.fetch(c)?;
         let body = lz4_flex::block::decompress(&self.stored[c.header..], c.body).map_err(|e| spoilt(c, e))?;
         if body.len() != c.body {
@@ -725,12 +717,13 @@ mod tests {
             assert_eq!(s.chunks.len(), 3, "a chunk per run");
             let mut got = Vec::new();
             for c in &s.chunks {
-                let body = readers.unpack(c).unwrap();
-                let mut rest = &body[..];
-                while !rest.is_empty() {
-                    let (file, number, line, after) = next_line(rest).expect("whole records");
-                    got.push((file, number, String::from_utf8(line.to_vec()).unwrap()));
-                    rest = after;
+                let mut blocks = readers.lines(c).unwrap();
+                while let Some(mut rest) = blocks.next().unwrap() {
+                    while !rest.is_empty() {
+                        let (file, number, line, after) = next_line(rest).expect("whole records");
+                        got.push((file, number, String::from_utf8(line.to_vec()).unwrap()));
+                        rest = after;
+                    }
                 }
             }
             assert_eq!(&got, w, "partition {d}");
@@ -739,7 +732,7 @@ mod tests {
         let mut bytes = std::fs::read(&c.run.path).unwrap();
         bytes[c.offset as usize + c.packed / 2] ^= 0x21;
         std::fs::write(&c.run.path, bytes).unwrap();
-        let err = Readers::default().unpack(c).unwrap_err().to_string();
+        let err = Readers::default().lines(c).err().expect("a damaged chunk").to_string();
         assert!(err.contains(&c.run.path.display().to_string()) && err.contains("checksum"), "{err}");
         assert!(next_line(&[1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, b'x']).is_none(), "a record cut short");
         let blocks = |c: &Chunk| {
