@@ -19,7 +19,54 @@ pub const MAX_DIGITS: u32 = 38;
 
 impl Number {
     /// Parse DynamoDB number text. `None` when it is not a number.
+    #[inline]
     pub fn parse(s: &[u8]) -> Option<Number> {
+        Self::parse_plain(s).or_else(|| Self::parse_any(s))
+    }
+
+    /// The common spelling, `-?[0-9]+(\.[0-9]+)?` with at most 19 digits, in
+    /// one pass with `u64` arithmetic; `None` for anything else (which
+    /// [`parse_any`](Self::parse_any) reads, or rejects). Same result as
+    /// `parse_any` wherever it answers (a test holds them to that).
+    #[inline]
+    fn parse_plain(s: &[u8]) -> Option<Number> {
+        let (neg, body) = match s.first()? {
+            b'-' => (true, &s[1..]),
+            _ => (false, s),
+        };
+        if body.is_empty() || body.len() > 20 {
+            return None;
+        }
+        let mut m: u64 = 0;
+        let mut point = None;
+        for (i, &c) in body.iter().enumerate() {
+            let d = c.wrapping_sub(b'0');
+            if d < 10 {
+                m = m.wrapping_mul(10).wrapping_add(u64::from(d)); // 20 digits wrap: refused below
+            } else if c == b'.' && point.is_none() && i > 0 && i + 1 < body.len() {
+                point = Some(i);
+            } else {
+                return None;
+            }
+        }
+        let ndigits = body.len() - usize::from(point.is_some());
+        if ndigits > 19 {
+            return None;
+        }
+        if m == 0 {
+            return Some(Number { neg: false, mantissa: 0, digits: 0, exp: 0, too_long: false });
+        }
+        let mut exp = point.map_or(0, |p| -((body.len() - p - 1) as i32));
+        while m.is_multiple_of(10) {
+            m /= 10;
+            exp += 1;
+        }
+        Some(Number { neg, mantissa: u128::from(m), digits: m.ilog10() + 1, exp, too_long: false })
+    }
+
+    /// Any number text DynamoDB accepts (signs, exponents, leading zeros, up to
+    /// 38 significant digits; longer ones are marked `too_long`).
+    fn parse_any(s: &[u8]) -> Option<Number> {
         let mut i = 0;
         let neg = match s.first() {
             Some(b'-') => {
@@ -140,6 +187,26 @@ impl Number {
         }
     }
 
+    /// The nearest `f64`, when Clinger's fast path gives it: a mantissa of at
+    /// most 53 bits and a power of ten up to 10^22 are both exact doubles, so
+    /// one correctly rounded multiplication or division is the correctly
+    /// rounded value (what `str::parse` would return). `None` otherwise
+    /// (also for zero, whose sign only the text keeps): parse the text.
+    #[inline]
+    pub fn to_f64_fast(&self) -> Option<f64> {
+        const POW10: [f64; 23] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+            1e19, 1e20, 1e21, 1e22,
+        ];
+        if self.too_long || self.mantissa == 0 || self.mantissa >= 1 << 53 {
+            return None;
+        }
+        let m = self.mantissa as f64;
+        let p = *POW10.get(self.exp.unsigned_abs() as usize)?;
+        let v = if self.exp >= 0 { m * p } else { m / p };
+        Some(if self.neg { -v } else { v })
+    }
+
     /// The value as an `i128` at `scale`, when it fits `precision` digits
     /// (Decimal128(precision, scale); `precision` at most 38).
     pub fn to_decimal(&self, precision: u32, scale: u32) -> Option<i128> {
@@ -222,6 +289,120 @@ mod tests {
 
     fn n(s: &str) -> Number {
         Number::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_plain_spelling_reads_as_any_spelling_does() {
+        let mut texts: Vec<String> = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000",
+            "007",
+            "00.50",
+            "1.",
+            ".5",
+            "-.5",
+            "1.2.3",
+            "1e5",
+            "+1",
+            "-",
+            "",
+            ".",
+            "1-",
+            "9999999999999999999",
+            "99999999999999999999",
+            "1234567890.123456789",
+            "0.0000000000000000001",
+            "100",
+            "-1500.2500",
+            "10000000000000000000",
+            "12345678901234567890",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 22) as usize;
+            let text: String =
+                (0..len).map(|i| b"0000123456789.-"[((x >> (i * 3 % 60)) as usize + i) % 15] as char).collect();
+            texts.push(text);
+            let m = (x >> 8) % 10u64.pow((x % 19) as u32 + 1);
+            texts.push(format!("{m}.{:0w$}", (x >> 30) % 1000, w = (x % 4) as usize));
+        }
+        let mut plain = 0;
+        for t in &texts {
+            let want = Number::parse_any(t.as_bytes());
+            if let Some(got) = Number::parse_plain(t.as_bytes()) {
+                plain += 1;
+                let want = want.unwrap_or_else(|| panic!("`{t}` read as plain, but it is not a number"));
+                assert_eq!(
+                    (got.neg, got.mantissa, got.digits, got.exp, got.too_long),
+                    (want.neg, want.mantissa, want.digits, want.exp, want.too_long),
+                    "`{t}`"
+                );
+            }
+        }
+        assert!(plain > texts.len() / 3, "plain {plain} of {}", texts.len());
+    }
+
+    #[test]
+    fn the_fast_double_is_the_parsed_double() {
+        // Both sides of every limit of the fast path, against Rust's correctly rounded parse.
+        let mut texts: Vec<String> = [
+            "1",
+            "-1",
+            "0.1",
+            "46.75534",
+            "-109.964106",
+            "9007199254740991",
+            "9007199254740992",
+            "9007199254740993",
+            "1e22",
+            "1e23",
+            "1e-22",
+            "1e-23",
+            "123456789012345678",
+            "0.3",
+            "-0.000001",
+            "1.7976931348623157e308",
+            "5e-324",
+            "100",
+            "1.50",
+            "12345678901234567890123456789012345678",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 20) as usize + 1;
+            let m = (x >> 8) % 10u64.pow(digits.min(19) as u32);
+            let e = ((x >> 40) % 60) as i32 - 30;
+            let sign = if x & 1 == 1 { "-" } else { "" };
+            texts.push(format!("{sign}{m}e{e}"));
+            let s = m.to_string();
+            let (int, frac) = s.split_at((x >> 50) as usize % s.len());
+            texts.push(format!("{sign}{}.{frac}", if int.is_empty() { "0" } else { int }));
+        }
+        let mut fast = 0;
+        for t in &texts {
+            let num = Number::parse(t.as_bytes()).unwrap_or_else(|| panic!("{t} is a number"));
+            let want: f64 = t.parse().unwrap();
+            if let Some(v) = num.to_f64_fast() {
+                fast += 1;
+                assert_eq!(v.to_bits(), want.to_bits(), "{t}");
+            }
+        }
+        assert!(fast > texts.len() / 4, "the fast path was taken {fast} times of {}", texts.len());
+        assert_eq!(n("0").to_f64_fast(), None);
+        assert_eq!(n("9007199254740993").to_f64_fast(), None);
+        assert_eq!(n("1e23").to_f64_fast(), None);
     }
 
     #[test]

@@ -356,9 +356,12 @@ fn push_other_scalar(
             valid.push(true);
         }
         (Builder::Float64 { values, valid }, Desc::N) => {
-            count(num, &walk::number(pos, text)?);
-            // Checked above to be a number; Rust's parse is correctly rounded.
-            let v: f64 = std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
+            let n = walk::number(pos, text)?;
+            count(num, &n);
+            // Checked to be a number; Rust's parse is correctly rounded, and so is the fast path.
+            let v = n
+                .to_f64_fast()
+                .unwrap_or_else(|| std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN));
             values.push(v);
             valid.push(true);
         }
