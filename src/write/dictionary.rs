@@ -48,7 +48,15 @@ pub const DICTIONARY_PAGE_LIMIT: usize = 256 << 10;
 
 /// The run's model of its columns, shared by every sink of a run (clones share it).
 #[derive(Clone, Default, Debug)]
-pub struct DictionaryPlan(Arc<OnceLock<Vec<Leaf>>>);
+pub struct DictionaryPlan(Arc<OnceLock<Model>>);
+
+/// What the deciding batch showed: the leaves judged for a dictionary, and
+/// the nearly empty ones ([`super::sparse`]).
+#[derive(Debug)]
+struct Model {
+    leaves: Vec<Leaf>,
+    sparse: Vec<ColumnPath>,
+}
 
 /// What the deciding batch showed of one leaf column.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,12 +76,27 @@ impl DictionaryPlan {
     /// made from `sample` if it is not made yet and `sample` is large enough;
     /// without a model, none.
     pub fn plain_columns(&self, sample: &RecordBatch, rows: usize) -> Vec<ColumnPath> {
-        let leaves = match self.0.get() {
-            Some(l) => l,
-            None if sample.num_rows() >= MIN_ROWS => self.0.get_or_init(|| judge(sample)),
-            None => return Vec::new(),
-        };
-        leaves.iter().filter(|l| l.plain_at(rows)).map(|l| l.path.clone()).collect()
+        let Some(model) = self.model(sample) else { return Vec::new() };
+        model.leaves.iter().filter(|l| l.plain_at(rows)).map(|l| l.path.clone()).collect()
+    }
+
+    /// The columns to write uncompressed in a file whose first rows are
+    /// `sample`: nearly empty in the run's deciding batch and in `sample`
+    /// too (see [`super::sparse`]). Without a model, none.
+    pub fn uncompressed_columns(&self, sample: &RecordBatch) -> Vec<ColumnPath> {
+        let Some(model) = self.model(sample) else { return Vec::new() };
+        let here = super::sparse::sparse_leaves(sample);
+        model.sparse.iter().filter(|p| here.contains(p)).cloned().collect()
+    }
+
+    fn model(&self, sample: &RecordBatch) -> Option<&Model> {
+        match self.0.get() {
+            Some(m) => Some(m),
+            None if sample.num_rows() >= MIN_ROWS => Some(
+                self.0.get_or_init(|| Model { leaves: judge(sample), sparse: super::sparse::sparse_leaves(sample) }),
+            ),
+            None => None,
+        }
     }
 }
 
@@ -141,7 +164,7 @@ pub fn judge(batch: &RecordBatch) -> Vec<Leaf> {
 }
 
 /// The leaf arrays under `data`, depth first: the order of Parquet's leaf columns.
-fn arrow_leaves(data: ArrayData, out: &mut Vec<ArrayData>) {
+pub(super) fn arrow_leaves(data: ArrayData, out: &mut Vec<ArrayData>) {
     match data.data_type() {
         DataType::Struct(_)
         | DataType::List(_)

@@ -254,7 +254,8 @@ impl FormatWriter {
     /// expected to hold (`rows`; its row groups hold at most the row-group
     /// limit of them), and on the run's model of its columns, made from
     /// `sample` (rows like the file's first) if the run has none yet; see
-    /// [`super::dictionary`].
+    /// [`super::dictionary`]. Columns nearly empty in `sample` are written
+    /// uncompressed ([`super::sparse`]).
     pub fn new(
         format: Format,
         out: Box<dyn OutFile>,
@@ -268,6 +269,9 @@ impl FormatWriter {
                 let mut props = WriterProperties::builder();
                 for column in pq.dictionary.plain_columns(sample, rows.min(pq.row_group_rows)) {
                     props = props.set_column_dictionary_enabled(column.clone(), false);
+                }
+                for column in pq.dictionary.uncompressed_columns(sample) {
+                    props = props.set_column_compression(column, PqCompression::UNCOMPRESSED);
                 }
                 let props = props
                     .set_compression(pq.compression)

@@ -13,6 +13,7 @@ pub mod dictionary;
 pub mod files;
 pub mod lease;
 pub mod partition;
+pub mod sparse;
 pub mod spill;
 pub mod text;
 
