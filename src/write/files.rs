@@ -254,8 +254,8 @@ impl FormatWriter {
     /// expected to hold (`rows`; its row groups hold at most the row-group
     /// limit of them), and on the run's model of its columns, made from
     /// `sample` (rows like the file's first) if the run has none yet; see
-    /// [`super::dictionary`]. Columns nearly empty in `sample` are written
-    /// uncompressed ([`super::sparse`]).
+    /// [`super::dictionary`]. Columns nearly empty in that model and in
+    /// `sample` are written uncompressed ([`super::sparse`]).
     pub fn new(
         format: Format,
         out: Box<dyn OutFile>,
