@@ -321,11 +321,9 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut rng = crate::generate::Rng::new(0x2545_F491_4F6C_DD1D);
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             let len = (x % 22) as usize;
             let text: String =
                 (0..len).map(|i| b"0000123456789.-"[((x >> (i * 3 % 60)) as usize + i) % 15] as char).collect();
@@ -376,11 +374,9 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rng = crate::generate::Rng::new(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             let digits = (x % 20) as usize + 1;
             let m = (x >> 8) % 10u64.pow(digits.min(19) as u32);
             let e = ((x >> 40) % 60) as i32 - 30;
