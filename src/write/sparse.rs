@@ -2,8 +2,9 @@
 //!
 //! DynamoDB items are schemaless: an export often has attributes that few
 //! items hold, and each becomes a column that is almost all nulls. A codec
-//! saves nothing on such a column's pages (a run of definition levels and a
-//! few values) and costs on every column chunk: parquet-rs makes a zstd
+//! saves next to nothing on such a column's pages (definition levels and a
+//! few values: 0.12 % of a plain conversion's bytes for the corpus's 50 such
+//! columns in files of a million rows) and costs on every column chunk: parquet-rs makes a zstd
 //! compressor and decompressor for each column writer (each probes the CPU
 //! with `cpuid`, which traps on a virtual machine), and every page pays a
 //! frame. A `day(…)` partitioning of the benchmark corpus writes 762 files in
@@ -20,7 +21,8 @@
 //!
 //! Measured (2M-item corpus, `perf` builds, three alternating rounds):
 //! `--partition-by 'day(createdAt)'` 7.31–7.99 s against 7.76–8.99 s, CPU
-//! 13.0–14.0 against 14.2–14.7 user-s, 205.3 against 206.1 MB written.
+//! 13.0–14.0 against 14.2–14.7 user-s, 205.3 against 206.1 MB written; a
+//! plain conversion the same time, 171.18 against 170.97 MB.
 
 use arrow::array::{ArrayData, RecordBatch};
 use arrow::datatypes::DataType;
