@@ -46,8 +46,8 @@ pub struct OutputArgs {
     /// Partition by a column or a time transform of one: status, day(createdAt), month(…), year(…), hour(…); repeatable
     #[arg(long = "partition-by", short = 'p')]
     partition_by: Vec<String>,
-    /// Parquet compression: zstd[:LEVEL], snappy, gzip, lz4, none (columns nearly empty in a file are
-    /// written uncompressed: a codec saves nothing there)
+    /// Parquet compression: zstd[:LEVEL], snappy, gzip, lz4, none (columns nearly empty, under a byte a
+    /// row, are written uncompressed)
     #[arg(long, default_value = "zstd:1")]
     compression: String,
     /// error: refuse a destination holding data; overwrite: replace it after the commit; append: add a commit
