@@ -323,7 +323,7 @@ impl Builder {
         }
         fn nulls(valid: &mut Vec<bool>) -> Option<NullBuffer> {
             let v = take(valid);
-            if v.iter().all(|b| *b) { None } else { Some(NullBuffer::from(v)) }
+            if v.iter().all(|b| *b) { None } else { Some(NullBuffer::new(pack_bools(&v))) }
         }
         fn offsets(o: &mut Vec<i32>) -> OffsetBuffer<i32> {
             let mut next = Vec::with_capacity(o.len());
@@ -366,7 +366,7 @@ impl Builder {
             Builder::Boolean { values, valid } => {
                 let n = nulls(valid);
                 let v = take(values);
-                Arc::new(BooleanArray::new(BooleanBuffer::from(v), n))
+                Arc::new(BooleanArray::new(pack_bools(&v), n))
             }
             Builder::Timestamp { values, valid, .. } => {
                 let n = nulls(valid);
@@ -390,6 +390,116 @@ impl Builder {
                 let DataType::Struct(entry_fields) = field.data_type() else { unreachable!("map entries are structs") };
                 let entries = StructArray::new(entry_fields.clone(), vec![keys.finish(), values.finish()], None);
                 Arc::new(MapArray::new(field.clone(), offsets(o), entries, n, false))
+            }
+        }
+    }
+}
+
+/// Append `s` to `data`. Most values are short (ids, codes, names, numbers'
+/// text), and a call to `memcpy` for each cost more than the copy: up to 32
+/// bytes are moved here as two overlapping loads and stores.
+#[inline(always)]
+pub(crate) fn append(data: &mut Vec<u8>, s: &[u8]) {
+    let n = s.len();
+    if n > 32 {
+        data.extend_from_slice(s);
+        return;
+    }
+    data.reserve(n);
+    let len = data.len();
+    // SAFETY: `reserve` made room for `n` more bytes; every load below reads
+    // inside `s` and every store writes inside `data[len..len + n]` (the two
+    // halves overlap when `n` is not a power of two), so all `n` bytes are
+    // initialised before `set_len`.
+    unsafe {
+        let (src, dst) = (s.as_ptr(), data.as_mut_ptr().add(len));
+        match n {
+            16..=32 => {
+                let (a, b) = (src.cast::<u128>().read_unaligned(), src.add(n - 16).cast::<u128>().read_unaligned());
+                dst.cast::<u128>().write_unaligned(a);
+                dst.add(n - 16).cast::<u128>().write_unaligned(b);
+            }
+            8..=15 => {
+                let (a, b) = (src.cast::<u64>().read_unaligned(), src.add(n - 8).cast::<u64>().read_unaligned());
+                dst.cast::<u64>().write_unaligned(a);
+                dst.add(n - 8).cast::<u64>().write_unaligned(b);
+            }
+            4..=7 => {
+                let (a, b) = (src.cast::<u32>().read_unaligned(), src.add(n - 4).cast::<u32>().read_unaligned());
+                dst.cast::<u32>().write_unaligned(a);
+                dst.add(n - 4).cast::<u32>().write_unaligned(b);
+            }
+            1..=3 => {
+                *dst = *src;
+                *dst.add(n / 2) = *src.add(n / 2);
+                *dst.add(n - 1) = *src.add(n - 1);
+            }
+            _ => {}
+        }
+        data.set_len(len + n);
+    }
+}
+
+/// Bytes of `true`/`false` as Arrow's bitmap (bit `i` of byte `i / 8`,
+/// least significant first), eight at a time: the eight bytes (each 0 or 1)
+/// read as a little-endian word and multiplied by Σ 2^(7k), k = 1..8, put
+/// byte `i`'s bit at bit 56 + i, with no two partial products on the same
+/// bit (so no carries), and the top byte is the eight bits in order.
+/// `BooleanBuffer::from(&[bool])` sets them one by one.
+pub(crate) fn pack_bools(v: &[bool]) -> BooleanBuffer {
+    const SPREAD: u64 = 0x0102_0408_1020_4080;
+    let mut bytes = Vec::with_capacity(v.len().div_ceil(8));
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(std::array::from_fn(|i| u8::from(c[i])));
+        bytes.push((w.wrapping_mul(SPREAD) >> 56) as u8);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        bytes.push(rest.iter().enumerate().fold(0u8, |acc, (i, &b)| acc | (u8::from(b) << i)));
+    }
+    BooleanBuffer::new(Buffer::from_vec(bytes), 0, v.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::Rng;
+
+    #[test]
+    fn append_copies_every_length() {
+        // Every length up to and past the word moves, into buffers with and
+        // without room, at every alignment of the source.
+        let src: Vec<u8> = (0..80u8).map(|i| i.wrapping_mul(37).wrapping_add(1)).collect();
+        for start in 0..8 {
+            for n in 0..=40 {
+                for cap in [0, n, n + 3, 64] {
+                    let mut data = Vec::with_capacity(cap);
+                    data.extend_from_slice(b"ab");
+                    append(&mut data, &src[start..start + n]);
+                    let mut want = b"ab".to_vec();
+                    want.extend_from_slice(&src[start..start + n]);
+                    assert_eq!(data, want, "start {start}, length {n}, capacity {cap}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_bools_are_arrows_bitmap() {
+        let mut rng = Rng::new(7);
+        for len in (0..70).chain([1000, 16_384, 16_389]) {
+            for density in [0, 1, 2, 3] {
+                let v: Vec<bool> = (0..len)
+                    .map(|_| match density {
+                        0 => false,
+                        3 => true,
+                        d => rng.below(4) < d as u64,
+                    })
+                    .collect();
+                let packed = pack_bools(&v);
+                assert_eq!(packed, BooleanBuffer::from(&v[..]), "length {len}, density {density}");
+                assert_eq!(packed.iter().collect::<Vec<_>>(), v);
             }
         }
     }

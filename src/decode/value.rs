@@ -5,7 +5,7 @@
 //! catch-all); anything malformed returns a *malformed* error (the item is
 //! rejected). Numbers never pass through `f64` unless the column is `double`.
 
-use super::builder::{Builder, TextKind};
+use super::builder::{Builder, TextKind, append};
 use super::shadow::{Shadow, ShadowKind};
 use super::syntax::{Member, SyntaxCursor};
 use super::walk::{self, Walk};
@@ -267,7 +267,7 @@ fn push_scalar(
     // The most common case (a string into a string column) inline; the rest
     // out of line, which keeps the caller's frame small.
     if let (Builder::Text { kind: TextKind::String, offsets, data, valid }, Desc::S) = (&mut *b, desc) {
-        data.extend_from_slice(text);
+        append(data, text);
         offsets.push(data.len() as i32);
         valid.push(true);
         return Ok(());
@@ -301,13 +301,13 @@ fn push_other_scalar(
                 }
                 _ => {}
             }
-            data.extend_from_slice(text);
+            append(data, text);
             offsets.push(data.len() as i32);
             valid.push(true);
         }
         (Builder::Text { kind: TextKind::Number, offsets, data, valid }, Desc::N) => {
             count(num, &walk::number(pos, text)?);
-            data.extend_from_slice(text);
+            append(data, text);
             offsets.push(data.len() as i32);
             valid.push(true);
         }

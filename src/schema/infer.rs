@@ -171,9 +171,10 @@ impl Stats {
     /// The statistics of member `key` of an `M` value.
     pub fn member(&mut self, key: &str, order: u64, opts: &InferOptions) -> &mut Stats {
         let members = self.members.get_or_insert_with(Default::default);
+        // The size first: a member already seen then costs one lookup here, not two.
         if members.collapsed.is_none()
-            && !members.by_key.contains_key(key)
             && members.by_key.len() >= opts.map_threshold
+            && !members.by_key.contains_key(key)
         {
             let mut all = Stats::with_order(order);
             for (_, s) in members.by_key.drain() {
