@@ -233,6 +233,10 @@ impl Builder {
                 values.resize(values.len() + n, 0);
                 valid.resize(valid.len() + n, false);
             }
+            Builder::Float64 { values, valid } => {
+                values.resize(values.len() + n, 0.0);
+                valid.resize(valid.len() + n, false);
+            }
             Builder::Boolean { values, valid } => {
                 values.resize(values.len() + n, false);
                 valid.resize(valid.len() + n, false);
@@ -242,10 +246,11 @@ impl Builder {
                 offsets.resize(offsets.len() + n, last);
                 valid.resize(valid.len() + n, false);
             }
-            _ => {
-                for _ in 0..n {
-                    self.push_null();
+            Builder::Struct { children, valid, .. } => {
+                for c in children {
+                    c.pad_nulls(n);
                 }
+                valid.resize(valid.len() + n, false);
             }
         }
     }
@@ -482,6 +487,35 @@ mod tests {
                     assert_eq!(data, want, "start {start}, length {n}, capacity {cap}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn nulls_in_bulk_are_nulls_one_by_one() {
+        use crate::schema::{ColumnType, Field};
+        let field = Field::new;
+        let types = [
+            ColumnType::String,
+            ColumnType::Binary,
+            ColumnType::Int64,
+            ColumnType::Decimal { precision: 18, scale: 2 },
+            ColumnType::Float64,
+            ColumnType::Boolean,
+            ColumnType::List(Box::new(ColumnType::Int64)),
+            ColumnType::Map(Box::new(ColumnType::String)),
+            ColumnType::Struct(vec![
+                field("a", ColumnType::Float64),
+                field("b", ColumnType::Struct(vec![field("c", ColumnType::String)])),
+            ]),
+        ];
+        for t in &types {
+            let (mut bulk, mut single) = (Builder::new(t), Builder::new(t));
+            bulk.push_nulls(5);
+            for _ in 0..5 {
+                single.push_null();
+            }
+            assert_eq!(bulk.len(), 5, "{t:?}");
+            assert_eq!(bulk.finish().to_data(), single.finish().to_data(), "{t:?}");
         }
     }
 
