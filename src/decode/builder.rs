@@ -164,6 +164,18 @@ impl Builder {
         }
     }
 
+    /// A column of single values (not a list, struct, map or JSON column).
+    #[inline]
+    pub fn is_scalar(&self) -> bool {
+        !matches!(
+            self,
+            Builder::List { .. }
+                | Builder::Struct { .. }
+                | Builder::Map { .. }
+                | Builder::Text { kind: TextKind::Json, .. }
+        )
+    }
+
     #[inline]
     pub fn len(&self) -> usize {
         self.valid().len()

@@ -25,7 +25,36 @@ pub(crate) struct Ctx {
 /// Decode the attribute value at the cursor into `b`, counting it in `st`
 /// (inference statistics, see [`super::shadow`]) when given. `ctx.walk.order`
 /// is the value's order key, as the inference walk would have it.
+///
+/// A scalar into a scalar column (most of an item's values) is decoded here,
+/// inline where values are decoded; everything else goes out of line
+/// ([`decode_any`]), which keeps this path free of the big function's frame.
+#[inline(always)]
 pub(crate) fn decode_value<'a, C: SyntaxCursor<'a>>(
+    b: &mut Builder,
+    cur: &mut C,
+    ctx: &mut Ctx,
+    depth: usize,
+    mut st: Option<&mut Shadow>,
+) -> Result<(), DecodeErr> {
+    if depth <= MAX_DEPTH && b.is_scalar() {
+        let desc = cur.open_value(&mut ctx.scratch)?;
+        if let Some(s) = st.as_deref_mut() {
+            s.at(ctx.walk.order).count(desc);
+        }
+        if matches!(desc, Desc::S | Desc::N | Desc::B) {
+            let text = cur.scalar(desc, &mut ctx.scratch)?;
+            push_scalar(b, desc, text, cur.pos(), &mut ctx.walk.bytes, st.map(|s| &mut s.stats.num))?;
+            return cur.close_value();
+        }
+        return decode_opened(b, cur, ctx, depth, st, desc);
+    }
+    decode_any(b, cur, ctx, depth, st)
+}
+
+/// [`decode_value`] for any column: nesting, maps, JSON columns.
+#[inline(never)]
+fn decode_any<'a, C: SyntaxCursor<'a>>(
     b: &mut Builder,
     cur: &mut C,
     ctx: &mut Ctx,
@@ -73,6 +102,19 @@ pub(crate) fn decode_value<'a, C: SyntaxCursor<'a>>(
     if let Some(s) = st.as_deref_mut() {
         s.at(ctx.walk.order).count(desc);
     }
+    decode_opened(b, cur, ctx, depth, st, desc)
+}
+
+/// The value whose descriptor `desc` was just read (and counted) into `b`.
+#[inline(never)]
+fn decode_opened<'a, C: SyntaxCursor<'a>>(
+    b: &mut Builder,
+    cur: &mut C,
+    ctx: &mut Ctx,
+    depth: usize,
+    st: Option<&mut Shadow>,
+    desc: Desc,
+) -> Result<(), DecodeErr> {
     match desc {
         Desc::Null => {
             cur.null()?;
