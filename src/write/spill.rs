@@ -380,15 +380,24 @@ pub fn write_partitions<'a>(
                     Ok(())
                 };
                 let mut blocks = readers.lines(c)?;
+                let mut full = Vec::new();
                 while let Some(mut rest) = blocks.next().map_err(|e| spoilt(c, e))? {
-                    while !rest.is_empty() {
-                        let (file, number, line, after) =
-                            next_line(rest).ok_or_else(|| spoilt(c, "a line record is cut short"))?;
-                        rest = after;
-                        write(replay.line(file, number, line)?)?;
+                    // A block's lines decoded under one clock reading; full
+                    // batches written after it (encoding is not decoding).
+                    replay.timed(|replay| {
+                        while !rest.is_empty() {
+                            let (file, number, line, after) =
+                                next_line(rest).ok_or_else(|| spoilt(c, "a line record is cut short"))?;
+                            rest = after;
+                            full.extend(replay.line(file, number, line)?);
+                        }
+                        Ok(())
+                    })?;
+                    for b in full.drain(..) {
+                        write(Some(b))?;
                     }
                 }
-                write(replay.flush()?)?;
+                write(replay.timed(Replay::flush)?)?;
             }
             sink.close(dir)?;
             crate::cancel::crash_point("merge-partition");
